@@ -1,0 +1,31 @@
+# Every command a user needs. `make help` lists them.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+UV ?= uv
+PYTEST_ARGS ?=
+
+.PHONY: help install test lint fmt cov services
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+install: ## install the workspace (all packages and dev tools) from uv.lock
+	$(UV) sync --locked
+
+test: ## run the whole test suite against real Postgres and Redis, with the coverage floor
+	$(UV) run pytest --cov --cov-report=term-missing:skip-covered $(PYTEST_ARGS)
+
+cov: ## the test suite plus an HTML coverage report in htmlcov/
+	$(UV) run pytest --cov --cov-report=term-missing:skip-covered --cov-report=html $(PYTEST_ARGS)
+
+lint: ## ruff (lint + format check) and mypy (strict on libs/chassis)
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
+
+fmt: ## format and autofix
+	$(UV) run ruff format .
+	$(UV) run ruff check --fix .
+
+services: ## check that Postgres and Redis answer on 127.0.0.1, start them if not
+	bash .ci/services.sh

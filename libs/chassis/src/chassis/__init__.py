@@ -1,0 +1,1 @@
+"""Domain-free production infrastructure for FastAPI services."""

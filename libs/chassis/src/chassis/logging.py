@@ -1,0 +1,184 @@
+"""Structured logging: structlog for our lines, stdlib loggers routed through it.
+
+JSON in staging/production, a readable console in development. Every line
+carries request_id, trace_id and span_id when they exist, and values under
+sensitive keys (password, token, authorization, secret, cookie ...) are
+redacted before rendering, wherever they are nested.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+from opentelemetry import trace
+
+from chassis.context import request_id_var
+from chassis.settings import BaseServiceSettings
+
+REDACTED = "[REDACTED]"
+
+# Substrings: a key containing any of them is redacted (access_token, x-api-key ...).
+SENSITIVE_KEY_PARTS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "authorization",
+    "cookie",
+    "api_key",
+    "apikey",
+    "api-key",
+    "private_key",
+    "credential",
+)
+
+# stdlib loggers that libraries log through; they get our handler and format.
+ROUTED_LOGGERS = (
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "gunicorn.error",
+    "sqlalchemy",
+    "httpx",
+    "httpcore",
+    "arq",
+    "alembic",
+)
+
+
+def is_sensitive_key(key: str) -> bool:
+    lowered = key.lower()
+    return any(part in lowered for part in SENSITIVE_KEY_PARTS)
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {
+            key: REDACTED if isinstance(key, str) and is_sensitive_key(key) else _redact_value(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(_redact_value(item) for item in value)
+    return value
+
+
+def redact_sensitive(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: replace values under sensitive keys, recursively."""
+    for key in list(event_dict):
+        if key == "event":
+            continue
+        if is_sensitive_key(key):
+            event_dict[key] = REDACTED
+        else:
+            value = event_dict[key]
+            if isinstance(value, Mapping | list | tuple):
+                event_dict[key] = _redact_value(value)
+    return event_dict
+
+
+def add_request_and_trace_ids(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: request_id from contextvars, trace/span ids from OpenTelemetry."""
+    request_id = request_id_var.get()
+    if request_id is not None:
+        event_dict.setdefault("request_id", request_id)
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict.setdefault("trace_id", format(context.trace_id, "032x"))
+        event_dict.setdefault("span_id", format(context.span_id, "016x"))
+    return event_dict
+
+
+def shared_processors() -> list[structlog.types.Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        add_request_and_trace_ids,
+        redact_sensitive,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+
+
+def configure_logging(
+    settings: BaseServiceSettings | None = None,
+    *,
+    level: str | None = None,
+    json_output: bool | None = None,
+    stream: TextIO | None = None,
+) -> None:
+    """Configure structlog and the stdlib root logger for this process.
+
+    Called by the app builder and the worker settings factory, never at import.
+    Explicit arguments win over settings (tests pass a stream to read lines).
+    """
+    level_name = level or (settings.log.level if settings else "INFO")
+    use_json = (
+        json_output if json_output is not None else (settings.log_json if settings else False)
+    )
+    service = settings.service_name if settings else None
+
+    processors = shared_processors()
+    if service:
+        processors.insert(0, _static_fields(service=service))
+
+    renderer: structlog.types.Processor
+    if use_json:
+        renderer = structlog.processors.JSONRenderer()
+        final: list[structlog.types.Processor] = [
+            structlog.processors.dict_tracebacks,
+            renderer,
+        ]
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        final = [renderer]
+
+    structlog.configure(
+        processors=[*processors, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=processors,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
+    )
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.setFormatter(formatter)
+    handler.set_name("chassis")
+
+    root = logging.getLogger()
+    # Replace our own handler on reconfiguration; leave others (pytest's capture) alone.
+    for existing in list(root.handlers):
+        if existing.get_name() == "chassis":
+            root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level_name)
+
+    for name in ROUTED_LOGGERS:
+        routed = logging.getLogger(name)
+        routed.handlers.clear()
+        routed.propagate = True
+    # Our access log replaces uvicorn's; SQL echo and per-request client chatter stay off.
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def _static_fields(**fields: str) -> structlog.types.Processor:
+    def add_static(
+        _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        for key, value in fields.items():
+            event_dict.setdefault(key, value)
+        return event_dict
+
+    return add_static

@@ -1,0 +1,20 @@
+"""Prometheus metrics: definitions, the RED middleware and the /metrics endpoint."""
+
+from chassis.metrics import registry
+from chassis.metrics.exposition import (
+    metrics_router,
+    multiprocess_mode,
+    render_metrics,
+    setup_metrics,
+)
+from chassis.metrics.middleware import UNMATCHED_ROUTE, MetricsMiddleware
+
+__all__ = [
+    "UNMATCHED_ROUTE",
+    "MetricsMiddleware",
+    "metrics_router",
+    "multiprocess_mode",
+    "registry",
+    "render_metrics",
+    "setup_metrics",
+]

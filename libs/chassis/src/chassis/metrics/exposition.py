@@ -1,0 +1,65 @@
+"""The /metrics endpoint, correct with one process or many.
+
+With several server workers each process writes its samples to files in
+``PROMETHEUS_MULTIPROC_DIR`` (set it before the server starts, to an empty
+directory); a scrape of any worker then aggregates all of them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import multiprocess
+from starlette.responses import Response
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from chassis.builder import AppBuilder
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_mode() -> bool:
+    return bool(os.environ.get(MULTIPROC_ENV))
+
+
+def render_metrics() -> bytes:
+    if multiprocess_mode():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
+
+
+def metrics_router(path: str) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get(path)
+    async def metrics() -> Response:
+        return Response(render_metrics(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def setup_metrics(builder: AppBuilder) -> None:
+    """Builder step: the /metrics route, the RED middleware, and multiprocess clean-up."""
+    path = builder.settings.metrics.path
+    builder.metrics_enabled = builder.settings.metrics.enabled
+    if not builder.metrics_enabled:
+        return
+    builder.with_routes(metrics_router(path))
+
+    @asynccontextmanager
+    async def metrics_resource(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if multiprocess_mode():
+            # Drop this worker's live gauges so a restarted worker isn't counted twice.
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+    builder.add_resource("metrics", metrics_resource)

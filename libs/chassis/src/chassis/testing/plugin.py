@@ -1,0 +1,139 @@
+"""pytest plugin for chassis services (registered through the ``pytest11`` entry point).
+
+Fixtures:
+- ``hermetic_env`` (autouse): strips service env vars and runs each test in a temp dir.
+- ``postgres_url``: a fresh Postgres database for the test session (async URL).
+- ``postgres_engine``: an async engine on it, disposed after the test.
+- ``redis_url``: a Redis database flushed before and after each test.
+- ``make_client``: ``async with make_client(app) as client`` runs lifespan over ASGI.
+- ``span_exporter``: an in-memory exporter on a process-wide SDK TracerProvider that
+  samples everything; cleared before each test. Pass it to ``with_tracing(exporter=...)``.
+
+Where the servers are: ``CHASSIS_TEST_POSTGRES_URL`` (an admin URL, default
+``postgresql://postgres@127.0.0.1:5432/postgres``), ``CHASSIS_TEST_REDIS_URL``
+(default ``redis://127.0.0.1:6379``) and ``CHASSIS_TEST_REDIS_DB`` (default 15).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chassis.testing.client import app_client
+
+DEFAULT_ENV_PREFIXES = "APP_ USERS_ ORDERS_ GATEWAY_ WORKER_ OTEL_"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        "chassis_env_prefixes",
+        "environment variable prefixes the hermetic fixture strips",
+        default=DEFAULT_ENV_PREFIXES,
+    )
+
+
+def _admin_postgres_url() -> str:
+    return os.environ.get(
+        "CHASSIS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
+
+
+def _redis_base_url() -> str:
+    return os.environ.get("CHASSIS_TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
+
+
+@pytest.fixture(autouse=True)
+def hermetic_env(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Path]:
+    """No shell export, .env file or working directory leaks into a test."""
+    prefixes = tuple(str(request.config.getini("chassis_env_prefixes")).split())
+    for name in list(os.environ):
+        if name.startswith(prefixes):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """Create a database for this test session and drop it afterwards."""
+    import psycopg
+
+    admin = _admin_postgres_url()
+    name = f"chassis_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = admin.rpartition("/")
+    url = f"{base}/{name}".replace("postgresql://", "postgresql+asyncpg://", 1)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def postgres_engine(postgres_url: str) -> AsyncIterator[Any]:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(postgres_url, pool_pre_ping=True)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    """A Redis database of its own, empty before and after the test."""
+    import redis.asyncio as redis
+
+    db = int(os.environ.get("CHASSIS_TEST_REDIS_DB", "15"))
+    url = f"{_redis_base_url()}/{db}"
+    client = redis.Redis.from_url(url)
+    try:
+        await client.flushdb()
+        yield url
+        await client.flushdb()
+    finally:
+        await client.aclose()
+
+
+_SPAN_EXPORTER: list[Any] = []
+
+
+@pytest.fixture
+def span_exporter() -> Iterator[Any]:
+    """Finished spans of this test, recorded in memory (real SDK, no network)."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from chassis.tracing import mark_exporting
+
+    if not _SPAN_EXPORTER:
+        exporter = InMemorySpanExporter()
+        provider = trace.get_tracer_provider()
+        if not isinstance(provider, TracerProvider):
+            provider = TracerProvider()
+            trace.set_tracer_provider(provider)
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        mark_exporting(exporter)
+        _SPAN_EXPORTER.append(exporter)
+    exporter = _SPAN_EXPORTER[0]
+    exporter.clear()
+    yield exporter
+    exporter.clear()
+
+
+@pytest.fixture
+def make_client() -> Callable[..., Any]:
+    """``async with make_client(app) as client:`` - ASGI client with lifespan."""
+    return app_client

@@ -1,0 +1,101 @@
+"""RED metrics by route template, /metrics exposition, and multiprocess aggregation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+
+from chassis.metrics import UNMATCHED_ROUTE, MetricsMiddleware, metrics_router
+from chassis.tracing import FASTAPI_TELEMETRY_OFF
+from chassis.testing.processes import uvicorn_process
+
+APPS_DIR = Path(__file__).parents[1] / "apps"
+
+
+def make_app(service: str) -> FastAPI:
+    app = FastAPI(telemetry=FASTAPI_TELEMETRY_OFF)
+    app.include_router(metrics_router("/metrics"))
+
+    @app.get("/orders/{order_id}")
+    async def get_order(order_id: int) -> dict[str, int]:
+        return {"id": order_id}
+
+    @app.get("/broken")
+    async def broken() -> None:
+        raise RuntimeError("boom")
+
+    app.add_middleware(MetricsMiddleware, service=service)
+    return app
+
+
+def count(service: str, route: str, status: str, method: str = "GET") -> float:
+    value = REGISTRY.get_sample_value(
+        "http_requests_total",
+        {"service": service, "method": method, "route": route, "status": status},
+    )
+    return value or 0.0
+
+
+async def test_requests_are_counted_by_route_template_not_raw_path() -> None:
+    app = make_app("red-1")
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        for order_id in range(5):
+            await client.get(f"/orders/{order_id}")
+        await client.get("/nowhere/1")
+        await client.get("/nowhere/2")
+        await client.get("/broken")
+        scrape = await client.get("/metrics")
+
+    assert count("red-1", "/orders/{order_id}", "200") == 5
+    assert count("red-1", UNMATCHED_ROUTE, "404") == 2
+    assert count("red-1", "/broken", "500") == 1
+    assert REGISTRY.get_sample_value(
+        "http_request_duration_seconds_count",
+        {"service": "red-1", "method": "GET", "route": "/orders/{order_id}"},
+    ) == 5
+    assert "/orders/3" not in scrape.text
+    assert scrape.headers["content-type"].startswith("text/plain")
+    # The scrape itself is not counted.
+    assert count("red-1", "/metrics", "200") == 0
+    assert REGISTRY.get_sample_value("http_requests_in_progress", {"service": "red-1"}) == 0
+
+
+@pytest.mark.slow
+def test_two_worker_processes_are_aggregated(tmp_path: Path) -> None:
+    multiproc_dir = tmp_path / "prometheus"
+    multiproc_dir.mkdir()
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir)}
+    with uvicorn_process(
+        "metrics_app:create_app",
+        env=env,
+        app_dir=APPS_DIR,
+        extra_args=["--workers", "2"],
+        ready_path="/metrics",
+    ) as base_url:
+        pids: set[int] = set()
+        sent = 0
+        # A new connection per request so the kernel spreads them over both workers.
+        while len(pids) < 2 or sent < 40:
+            with httpx.Client(base_url=base_url) as client:
+                pids.add(client.get(f"/items/{sent}").json()["pid"])
+            sent += 1
+            assert sent < 2000, "requests never reached the second worker"
+        scrapes = [httpx.get(base_url + "/metrics").text for _ in range(4)]
+
+    assert len(pids) == 2
+    for text in scrapes:
+        samples = {
+            sample.name: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.labels.get("route") == "/items/{item_id}"
+            and sample.name == "http_requests_total"
+        }
+        # Whichever worker answered the scrape reports the total of both.
+        assert samples == {"http_requests_total": sent}

@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV ?= uv
 PYTEST_ARGS ?=
 
-.PHONY: help install test lint fmt cov services
+.PHONY: help install test lint fmt cov services docs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -29,3 +29,6 @@ fmt: ## format and autofix
 
 services: ## check that Postgres and Redis answer on 127.0.0.1, start them if not
 	bash .ci/services.sh
+
+docs: ## regenerate docs/settings.md from the settings models
+	$(UV) run python -m chassis.settings_reference > docs/settings.md

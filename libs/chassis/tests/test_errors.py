@@ -25,6 +25,7 @@ from chassis.errors import (
     problem_type,
     send_problem,
 )
+from chassis.tracing import FASTAPI_TELEMETRY_OFF
 
 
 class Item(BaseModel):
@@ -33,7 +34,7 @@ class Item(BaseModel):
 
 
 def make_app() -> FastAPI:
-    app = FastAPI()
+    app = FastAPI(telemetry=FASTAPI_TELEMETRY_OFF)
     install_error_handlers(app)
 
     @app.get("/missing")

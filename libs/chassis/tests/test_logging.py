@@ -33,8 +33,7 @@ def lines(stream: io.StringIO) -> list[dict[str, object]]:
 
 
 def test_json_line_carries_service_request_and_trace_ids(stream: io.StringIO) -> None:
-    context = SpanContext(trace_id=0xABC, span_id=0xDEF, is_remote=False,
-                          trace_flags=TraceFlags(1))
+    context = SpanContext(trace_id=0xABC, span_id=0xDEF, is_remote=False, trace_flags=TraceFlags(1))
     token = request_id_var.set("req-42")
     try:
         with trace.use_span(NonRecordingSpan(context)):

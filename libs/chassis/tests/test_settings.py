@@ -101,7 +101,7 @@ def test_memory_rate_limit_with_several_workers_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("SHOP_SERVER__WORKERS", "4")
-    with pytest.raises(SettingsError, match="rate_limit.backend=redis"):
+    with pytest.raises(SettingsError, match="SHOP_RATE_LIMIT__BACKEND=redis"):
         load_settings(ShopSettings)
     monkeypatch.setenv("SHOP_RATE_LIMIT__BACKEND", "redis")
     assert load_settings(ShopSettings).server.workers == 4

@@ -72,7 +72,7 @@ class ReadinessRegistry:
     async def run(self, app: FastAPI) -> tuple[bool, dict[str, Any]]:
         """Run every check concurrently; return (ready, report)."""
         results = await asyncio.gather(*(self._run_one(app, c) for c in self._checks.values()))
-        checks = {name: report for name, report in results}
+        checks = dict(results)
         ready = not self._shutting_down and all(
             report["status"] == "ok" or not self._checks[name].critical
             for name, report in checks.items()

@@ -50,14 +50,14 @@ def _redis_base_url() -> str:
 @pytest.fixture(autouse=True)
 def hermetic_env(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[Path]:
+) -> Path:
     """No shell export, .env file or working directory leaks into a test."""
     prefixes = tuple(str(request.config.getini("chassis_env_prefixes")).split())
     for name in list(os.environ):
         if name.startswith(prefixes):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
-    yield tmp_path
+    return tmp_path
 
 
 @pytest.fixture(scope="session")

@@ -52,7 +52,9 @@ def uvicorn_process(
     ]
     if app_dir is not None:
         command += ["--app-dir", os.fspath(app_dir)]
-    process = subprocess.Popen(command, env={**os.environ, **(env or {})}, start_new_session=True)
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        command, env={**os.environ, **(env or {})}, start_new_session=True
+    )
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout

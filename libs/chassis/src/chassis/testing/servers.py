@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Literal
 
 import uvicorn
 
@@ -14,7 +15,9 @@ from chassis.types import ASGIApp
 
 
 @contextmanager
-def serve_in_thread(app: ASGIApp, *, lifespan: str = "on", timeout: float = 10.0) -> Iterator[str]:
+def serve_in_thread(
+    app: ASGIApp, *, lifespan: Literal["auto", "on", "off"] = "on", timeout: float = 10.0
+) -> Iterator[str]:
     """Yield the base URL of `app` served by uvicorn in a thread; stop it on exit."""
     port = free_port()
     config = uvicorn.Config(

@@ -1,0 +1,208 @@
+"""`UpstreamClient`: one pooled httpx client per upstream, with deadline, retries and breaker.
+
+A call runs in this order: the deadline starts; the retry loop runs
+attempts; each attempt passes the breaker (an open breaker fails fast and is
+not retried), carries ``X-Request-ID`` and ``traceparent``, and is measured.
+Answers that are not retried come back as responses, whatever their status;
+transport failures come out as chassis problems (503, 504, 502) naming the
+upstream, never its host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+from opentelemetry import propagate
+
+from chassis.context import get_request_id
+from chassis.http.breaker import CircuitBreaker
+from chassis.http.errors import (
+    CircuitOpenError,
+    DeadlineExceeded,
+    UpstreamTimeout,
+    as_service_error,
+    error_kind,
+    is_upstream_failure,
+)
+from chassis.http.retry import RetryPolicy, Sleep, can_replay, is_idempotent
+from chassis.metrics.registry import UPSTREAM_REQUEST_DURATION, UPSTREAM_REQUESTS
+from chassis.settings import UpstreamSettings
+
+#: Answers that say the upstream itself is sick; 4xx say the request was wrong.
+BREAKER_FAILURE_STATUSES = frozenset({500, 502, 503, 504})
+
+_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE", "TRACE"})
+
+
+class UpstreamClient:
+    """Calls one upstream service; see the module docstring for the order of concerns."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: UpstreamSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.breaker = CircuitBreaker(
+            name,
+            failure_threshold=settings.breaker_failure_threshold,
+            open_seconds=settings.breaker_open_seconds,
+            half_open_max_calls=settings.breaker_half_open_max_calls,
+            clock=clock,
+        )
+        self.retry = RetryPolicy.from_settings(name, settings, sleep=sleep)
+        self._client = httpx.AsyncClient(
+            base_url=settings.base_url,
+            timeout=httpx.Timeout(
+                connect=settings.connect_timeout_seconds,
+                read=settings.read_timeout_seconds,
+                write=settings.write_timeout_seconds,
+                pool=settings.pool_timeout_seconds,
+            ),
+            limits=httpx.Limits(
+                max_connections=settings.max_connections,
+                max_keepalive_connections=settings.max_keepalive_connections,
+            ),
+            transport=transport,
+            # Service-to-service calls must not follow a developer's HTTP_PROXY or .netrc.
+            trust_env=False,
+        )
+
+    # --- calls ---------------------------------------------------------------------
+    async def request(
+        self, method: str, url: str, *, idempotent: bool | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """Send a request and read the answer; `idempotent=True` lets a POST be retried.
+
+        `kwargs` are those of ``httpx.AsyncClient.build_request`` (params, headers,
+        json, content, timeout ...). Raises `UpstreamUnavailable`, `UpstreamTimeout`
+        or `UpstreamBadGateway`; any HTTP status is returned, not raised.
+        """
+        request = self._build_request(method, url, kwargs)
+        return await self._send(request, idempotent=idempotent, stream=False)
+
+    @asynccontextmanager
+    async def stream(
+        self, method: str, url: str, *, idempotent: bool | None = None, **kwargs: Any
+    ) -> AsyncIterator[httpx.Response]:
+        """Send a request and yield the answer with its body unread, for proxying.
+
+        The deadline, retries and breaker cover the call up to the response
+        head; reading the body is bounded by the read timeout only. A request
+        whose body is an async iterator is never retried (it cannot be replayed).
+        """
+        request = self._build_request(method, url, kwargs)
+        response = await self._send(request, idempotent=idempotent, stream=True)
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    async def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("GET", url, **kwargs)
+
+    async def post(
+        self, url: str, *, idempotent: bool | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        return await self.request("POST", url, idempotent=idempotent, **kwargs)
+
+    async def put(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("PUT", url, **kwargs)
+
+    async def patch(
+        self, url: str, *, idempotent: bool | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        return await self.request("PATCH", url, idempotent=idempotent, **kwargs)
+
+    async def delete(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("DELETE", url, **kwargs)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # --- internals -------------------------------------------------------------------
+    def _build_request(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Request:
+        request = self._client.build_request(method, url, **kwargs)
+        request_id = get_request_id()
+        if request_id and "x-request-id" not in request.headers:
+            request.headers["X-Request-ID"] = request_id
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        request.headers.update(carrier)
+        return request
+
+    async def _send(
+        self, request: httpx.Request, *, idempotent: bool | None, stream: bool
+    ) -> httpx.Response:
+        deadline_at = asyncio.get_running_loop().time() + self.settings.deadline_seconds
+        retriable = is_idempotent(request.method, idempotent) and can_replay(request)
+
+        async def attempt() -> httpx.Response:
+            return await self._attempt(request, stream=stream, deadline_at=deadline_at)
+
+        try:
+            return await self.retry.run(attempt, retriable=retriable, deadline_at=deadline_at)
+        except DeadlineExceeded as exc:
+            raise UpstreamTimeout(
+                self.name,
+                f"Upstream {self.name!r} did not answer within "
+                f"{self.settings.deadline_seconds:g}s.",
+            ) from exc
+        except httpx.TransportError as exc:
+            raise as_service_error(self.name, exc) from exc
+
+    async def _attempt(
+        self, request: httpx.Request, *, stream: bool, deadline_at: float
+    ) -> httpx.Response:
+        method = request.method if request.method in _METHODS else "OTHER"
+        try:
+            async with self.breaker.guard(is_failure=is_upstream_failure) as call:
+                started = time.perf_counter()
+                try:
+                    # The deadline ends an attempt as a timeout (the breaker counts it),
+                    # not as a cancellation, which would be nobody's fault.
+                    async with asyncio.timeout_at(deadline_at):
+                        response = await self._client.send(request, stream=stream)
+                except TimeoutError as exc:
+                    self._observe(method, "deadline", started)
+                    raise DeadlineExceeded("call deadline exceeded", request=request) from exc
+                except BaseException as exc:
+                    self._observe(method, error_kind(exc), started)
+                    raise
+                self._observe(method, str(response.status_code), started)
+                if response.status_code in BREAKER_FAILURE_STATUSES:
+                    call.record_failure()
+                return response
+        except CircuitOpenError:
+            UPSTREAM_REQUESTS.labels(
+                upstream=self.name, method=method, outcome="circuit_open"
+            ).inc()
+            raise
+
+    def _observe(self, method: str, outcome: str, started: float) -> None:
+        UPSTREAM_REQUESTS.labels(upstream=self.name, method=method, outcome=outcome).inc()
+        UPSTREAM_REQUEST_DURATION.labels(upstream=self.name, method=method).observe(
+            time.perf_counter() - started
+        )

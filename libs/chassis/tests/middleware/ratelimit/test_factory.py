@@ -1,0 +1,70 @@
+"""Choosing the backend from settings, and refusing a memory backend shared by workers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as redis
+
+from chassis.middleware.ratelimit import (
+    MemorySlidingWindow,
+    RedisSlidingWindow,
+    build_rate_limiter,
+)
+from chassis.settings import BaseServiceSettings, SettingsError, load_settings
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[redis.Redis]:
+    connection = redis.Redis.from_url(redis_url)
+    try:
+        yield connection
+    finally:
+        await connection.aclose()
+
+
+def test_memory_is_the_default_backend() -> None:
+    backend = build_rate_limiter(load_settings(BaseServiceSettings))
+
+    assert isinstance(backend, MemorySlidingWindow)
+
+
+async def test_redis_backend_uses_the_client_and_key_prefix_from_settings(
+    monkeypatch: pytest.MonkeyPatch, client: redis.Redis
+) -> None:
+    monkeypatch.setenv("APP_RATE_LIMIT__BACKEND", "redis")
+    monkeypatch.setenv("APP_RATE_LIMIT__KEY_PREFIX", "edge-limits")
+    backend = build_rate_limiter(load_settings(BaseServiceSettings), client)
+
+    assert isinstance(backend, RedisSlidingWindow)
+    assert (await backend.hit("ip:192.0.2.1", limit=1, window_seconds=5)).allowed
+    assert await client.keys("*") == [b"edge-limits:ip:192.0.2.1"]
+
+
+def test_redis_backend_without_a_client_is_a_clear_error() -> None:
+    settings = load_settings(BaseServiceSettings, rate_limit={"backend": "redis"})
+
+    with pytest.raises(ValueError, match="needs a Redis client"):
+        build_rate_limiter(settings)
+
+
+def test_memory_backend_with_several_workers_is_refused_at_start_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("APP_RATE_LIMIT__BACKEND", "memory")
+    monkeypatch.setenv("APP_SERVER__WORKERS", "4")
+
+    with pytest.raises(SettingsError) as refused:
+        load_settings(BaseServiceSettings)
+
+    message = str(refused.value)
+    assert "APP_RATE_LIMIT__BACKEND=redis" in message
+    assert "APP_SERVER__WORKERS=1" in message
+
+
+def test_redis_backend_with_several_workers_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_RATE_LIMIT__BACKEND", "redis")
+    monkeypatch.setenv("APP_SERVER__WORKERS", "4")
+
+    assert load_settings(BaseServiceSettings).server.workers == 4

@@ -1,0 +1,154 @@
+"""50 MB up and down through every middleware of the chain, over a real socket, in flat memory."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import tracemalloc
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route
+
+from chassis.middleware import (
+    AccessLogMiddleware,
+    BodyLimitMiddleware,
+    CORSMiddleware,
+    ProxyHeadersMiddleware,
+    RequestIDMiddleware,
+    SecurityHeadersMiddleware,
+    TimeoutMiddleware,
+    TrustedHostMiddleware,
+    UnhandledErrorMiddleware,
+)
+from chassis.settings import SecuritySettings
+from chassis.types import ASGIApp
+
+CHUNK = 64 * 1024
+TOTAL = 50 * 1024 * 1024
+# Far below the 50 MB moved: anything that buffered a body would blow through it.
+MEMORY_CEILING = 8 * 1024 * 1024
+
+
+async def count_upload(request: Request) -> JSONResponse:
+    received = 0
+    async for piece in request.stream():
+        received += len(piece)
+    return JSONResponse({"received": received})
+
+
+async def stream_download(request: Request) -> StreamingResponse:
+    piece = b"\x00" * CHUNK
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for _ in range(TOTAL // CHUNK):
+            yield piece
+
+    return StreamingResponse(pieces(), media_type="application/octet-stream")
+
+
+def full_chain(app: ASGIApp) -> ASGIApp:
+    """Every middleware of this package, in the documented order (outer first)."""
+    inner: ASGIApp = UnhandledErrorMiddleware(app)
+    inner = TimeoutMiddleware(inner, timeout_seconds=60)
+    inner = BodyLimitMiddleware(inner, max_body_bytes=TOTAL * 2)
+    inner = RequestIDMiddleware(inner)
+    inner = AccessLogMiddleware(inner)
+    inner = SecurityHeadersMiddleware(
+        inner, hsts_max_age_seconds=600, content_security_policy="default-src 'none'"
+    )
+    inner = TrustedHostMiddleware(inner, allowed_hosts=["127.0.0.1", "localhost"])
+    inner = CORSMiddleware(
+        inner, security=SecuritySettings(cors_origins=["https://app.example.com"])
+    )
+    return ProxyHeadersMiddleware(inner, trusted_proxies=["127.0.0.1/32"])
+
+
+class NotifyingServer(uvicorn.Server):
+    """A uvicorn server that says when it listens, so the fixture waits without polling."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.listening.set()
+
+
+@pytest.fixture
+async def base_url() -> AsyncIterator[str]:
+    app = Starlette(
+        routes=[
+            Route("/upload", count_upload, methods=["POST"]),
+            Route("/download", stream_download),
+        ]
+    )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        full_chain(app),
+        lifespan="off",
+        http="h11",
+        ws="none",
+        log_config=None,
+        access_log=False,
+    )
+    server = NotifyingServer(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    await asyncio.wait_for(server.listening.wait(), timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+def peak_bytes() -> int:
+    return tracemalloc.get_traced_memory()[1]
+
+
+async def test_upload_of_50_mb_streams_through_the_chain(base_url: str) -> None:
+    async def upload() -> AsyncIterator[bytes]:
+        piece = b"\x01" * CHUNK
+        for _ in range(TOTAL // CHUNK):
+            yield piece
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+        tracemalloc.start()
+        try:
+            response = await client.post("/upload", content=upload())
+            peak = peak_bytes()
+        finally:
+            tracemalloc.stop()
+
+    assert response.status_code == 200
+    assert response.json() == {"received": TOTAL}
+    assert "x-request-id" in response.headers
+    assert peak < MEMORY_CEILING, f"peak traced memory {peak / 2**20:.1f} MiB"
+
+
+async def test_download_of_50_mb_streams_through_the_chain(base_url: str) -> None:
+    received = 0
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+        tracemalloc.start()
+        try:
+            async with client.stream("GET", "/download") as response:
+                async for piece in response.aiter_raw():
+                    received += len(piece)
+            peak = peak_bytes()
+        finally:
+            tracemalloc.stop()
+
+    assert response.status_code == 200
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert received == TOTAL
+    assert peak < MEMORY_CEILING, f"peak traced memory {peak / 2**20:.1f} MiB"

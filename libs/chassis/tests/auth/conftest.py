@@ -1,0 +1,201 @@
+"""Keys, a controllable clock, a fake JWKS endpoint and a real one in uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from chassis.auth import (
+    JWKSCache,
+    SigningKey,
+    TokenVerifier,
+    generate_ec_key,
+    generate_rsa_key,
+    render_jwks,
+    sign_token,
+)
+
+ISSUER = "https://issuer.test"
+AUDIENCE = "chassis-tests"
+
+
+@dataclass(frozen=True)
+class Keys:
+    rsa: SigningKey
+    ec: SigningKey
+    #: Not published at first: the key an issuer rotates to.
+    rotated: SigningKey
+
+
+@pytest.fixture(scope="session")
+def keys() -> Keys:
+    return Keys(
+        rsa=generate_rsa_key("rsa-1"), ec=generate_ec_key("ec-1"), rotated=generate_rsa_key("rsa-2")
+    )
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class FakeIssuer:
+    """A JWKS endpoint over httpx.MockTransport that counts fetches and can fail."""
+
+    def __init__(self, keys: list[SigningKey]) -> None:
+        self.keys: list[Any] = list(keys)
+        self.fetches = 0
+        self.failure: Callable[[httpx.Request], httpx.Response] | None = None
+        #: When set, each fetch waits for it: a slow issuer.
+        self.gate: asyncio.Event | None = None
+        self.transport = httpx.MockTransport(self.handle)
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        self.fetches += 1
+        # Yield once so that concurrent callers really overlap with the fetch.
+        await asyncio.sleep(0)
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.failure is not None:
+            return self.failure(request)
+        # Raw members pass through as they are: the cache must cope with a sloppy issuer.
+        members = [key.public_jwk() if isinstance(key, SigningKey) else key for key in self.keys]
+        return httpx.Response(200, json={"keys": members})
+
+    def go_down(self, failure: Callable[[httpx.Request], httpx.Response] | None = None) -> None:
+        self.failure = failure or refuse_connection
+
+    def come_back(self) -> None:
+        self.failure = None
+
+
+def refuse_connection(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("connection refused", request=request)
+
+
+@pytest.fixture
+def mint() -> Callable[..., str]:
+    """``mint(key, **sign_token_options)``: a token for ISSUER/AUDIENCE, subject-1 by default."""
+
+    def mint(key: SigningKey, **options: Any) -> str:
+        options = {"subject": "subject-1", "issuer": ISSUER, "audience": AUDIENCE, **options}
+        return sign_token(key, **options)
+
+    return mint
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def issuer(keys: Keys) -> FakeIssuer:
+    return FakeIssuer([keys.rsa, keys.ec])
+
+
+@pytest.fixture
+async def http_client(issuer: FakeIssuer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=issuer.transport) as client:
+        yield client
+
+
+@pytest.fixture
+def make_cache(http_client: httpx.AsyncClient, clock: Clock) -> Callable[..., JWKSCache]:
+    def make(**options: Any) -> JWKSCache:
+        return JWKSCache(
+            "https://issuer.test/.well-known/jwks.json",
+            http_client=http_client,
+            clock=clock,
+            **options,
+        )
+
+    return make
+
+
+@pytest.fixture
+def jwks(make_cache: Callable[..., JWKSCache]) -> JWKSCache:
+    return make_cache()
+
+
+@pytest.fixture
+def verifier(jwks: JWKSCache) -> TokenVerifier:
+    return TokenVerifier(jwks, issuer=ISSUER, audience=AUDIENCE)
+
+
+class RealIssuer:
+    """A JWKS endpoint served by uvicorn on a free 127.0.0.1 port, in its own thread."""
+
+    def __init__(self, keys: list[SigningKey]) -> None:
+        self.keys: list[Any] = list(keys)
+        self.fetches = 0
+        app = Starlette(routes=[Route("/.well-known/jwks.json", self._jwks)])
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.bind(("127.0.0.1", 0))
+        port = self._socket.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/.well-known/jwks.json"
+        config = uvicorn.Config(
+            app, log_config=None, log_level="warning", access_log=False, lifespan="off", ws="none"
+        )
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+
+    async def _jwks(self, request: Request) -> JSONResponse:
+        self.fetches += 1
+        return JSONResponse(render_jwks(self.keys))
+
+    def start(self) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the test issuer did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self.server.should_exit = True
+            self._thread.join(10)
+        self._socket.close()
+
+
+@pytest.fixture
+def real_issuer(keys: Keys) -> Iterator[RealIssuer]:
+    server = RealIssuer([keys.rsa, keys.ec])
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens (connections are refused)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/.well-known/jwks.json"

@@ -1,0 +1,336 @@
+"""Transactional outbox: stage events with the data they describe, publish them later.
+
+A service writes its rows and an outbox row in one transaction (`add_event`);
+`OutboxRelay` publishes unsent rows and marks them sent only after Redis
+accepted them, so an event is never lost when Redis is down and never
+published for a transaction that rolled back. Why, and the guarantees, in
+docs/adr/0003-transactional-outbox.md.
+
+Claims use ``SELECT ... FOR UPDATE SKIP LOCKED`` on Postgres, so several
+relays share the work without publishing a row twice. SQLite has no row
+locks (the clause is dropped): run one relay per SQLite database, which is
+the embedded single-writer set-up SQLite is for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar, cast
+
+import structlog
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+from sqlalchemy import JSON, Integer, String, delete, func, select
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from chassis.database.metadata import UTCDateTime
+from chassis.events.envelope import EventEnvelope, utcnow
+from chassis.events.pubsub import EventPublisher, backoff_delay
+from chassis.metrics.registry import OUTBOX_BACKLOG, OUTBOX_LAG, OUTBOX_PUBLISH_FAILURES
+from chassis.tracing.propagation import extract_trace_context
+
+logger = structlog.get_logger("chassis.outbox")
+
+LAST_ERROR_LENGTH = 500
+
+#: Called after an event was published and before its row is marked sent (enqueue the job here).
+PublishedHook = Callable[[EventEnvelope], Awaitable[None]]
+
+
+class OutboxMixin:
+    """Columns of an outbox table; mix into the service's declarative base::
+
+    class OutboxEvent(OutboxMixin, Base):
+        __tablename__ = "outbox"
+    """
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(200))
+    event_version: Mapped[int] = mapped_column(Integer, default=1)
+    producer: Mapped[str] = mapped_column(String(100))
+    subject: Mapped[str | None] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    trace: Mapped[dict[str, str]] = mapped_column(JSON)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    last_error: Mapped[str | None] = mapped_column(String(LAST_ERROR_LENGTH))
+
+
+OutboxT = TypeVar("OutboxT", bound=OutboxMixin)
+
+
+def add_event(
+    session: AsyncSession | Session,
+    model: type[OutboxT],
+    *,
+    type: str,
+    payload: dict[str, Any],
+    producer: str,
+    subject: str | None = None,
+    version: int = 1,
+) -> EventEnvelope:
+    """Stage an event in the caller's transaction; it is published after the commit.
+
+    The payload is stored exactly as it will be published (JSON-normalised by
+    the envelope), with the trace context of the active span.
+    """
+    envelope = EventEnvelope.new(
+        type=type, producer=producer, payload=payload, subject=subject, version=version
+    )
+    wire = envelope.model_dump(mode="json")
+    row = model()
+    row.id = envelope.id
+    row.event_type = envelope.type
+    row.event_version = envelope.version
+    row.producer = envelope.producer
+    row.subject = envelope.subject
+    row.payload = wire["payload"]
+    row.trace = dict(envelope.trace)
+    row.occurred_at = envelope.occurred_at
+    row.created_at = envelope.occurred_at
+    row.attempts = 0
+    row.next_attempt_at = envelope.occurred_at
+    row.sent_at = None
+    row.last_error = None
+    session.add(row)
+    return envelope
+
+
+def envelope_from_row(row: OutboxMixin) -> EventEnvelope:
+    return EventEnvelope(
+        id=row.id,
+        type=row.event_type,
+        version=row.event_version,
+        occurred_at=row.occurred_at,
+        producer=row.producer,
+        subject=row.subject,
+        trace=row.trace or {},
+        payload=row.payload,
+    )
+
+
+async def purge_sent(
+    session: AsyncSession,
+    model: type[OutboxMixin],
+    *,
+    older_than: timedelta,
+    now: datetime | None = None,
+) -> int:
+    """Delete rows sent more than `older_than` ago (in the caller's transaction); return count."""
+    cutoff = (now or utcnow()) - older_than
+    result = await session.execute(
+        delete(model).where(model.sent_at.is_not(None), model.sent_at < cutoff)
+    )
+    return int(cast(CursorResult[Any], result).rowcount)
+
+
+class NoSubscribersError(RuntimeError):
+    """PUBLISH reached nobody while the relay requires at least one subscriber."""
+
+
+class OutboxRelay(Generic[OutboxT]):
+    """Publishes unsent outbox rows in claim order, marking each sent after Redis took it.
+
+    One claim is one transaction: claim a batch (row locks on Postgres);
+    for each row publish it and run `on_published` (inside a PRODUCER span
+    under the staging request's trace), then set ``sent_at``. On the first
+    failure, record it on that row (attempts, ``next_attempt_at`` with
+    exponential backoff, ``last_error``) and stop the batch, since the broker
+    is probably down and the rest would fail the same way.
+
+    `require_subscribers` treats a PUBLISH that reached no subscriber as a
+    failure to retry. Off by default: in production the durable hand-off is
+    the job `on_published` enqueues, and a missing live listener must not
+    hold that up (see the ADR).
+    """
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        model: type[OutboxT],
+        publisher: EventPublisher,
+        *,
+        producer: str,
+        batch_size: int = 100,
+        poll_interval: float = 0.5,
+        initial_backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        require_subscribers: bool = False,
+        on_published: PublishedHook | None = None,
+        metrics_interval: float = 5.0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self._sessionmaker = sessionmaker
+        self.model = model
+        self._publisher = publisher
+        self.producer = producer
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.initial_backoff = initial_backoff
+        self.max_backoff = max_backoff
+        self.require_subscribers = require_subscribers
+        self._on_published = on_published
+        self.metrics_interval = metrics_interval
+        self._clock = clock
+        self._metrics_at: datetime | None = None
+        self._stop: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._tracer = trace.get_tracer("chassis.outbox")
+
+    # --- one pass ------------------------------------------------------------------
+    def retry_delay(self, attempts: int) -> timedelta:
+        """Wait before the next try of a row that has failed `attempts` times."""
+        # Capped exponent: a row failing for days must not overflow the float.
+        exponent = min(max(attempts - 1, 0), 32)
+        seconds = min(self.max_backoff, self.initial_backoff * 2.0**exponent)
+        return timedelta(seconds=seconds)
+
+    async def relay_once(self) -> int:
+        """Claim one batch and publish it; return how many rows were marked sent."""
+        model = self.model
+        claim = (
+            select(model)
+            .where(model.sent_at.is_(None), model.next_attempt_at <= self._clock())
+            .order_by(model.created_at, model.id)
+            .limit(self.batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        published = 0
+        async with self._sessionmaker.begin() as session:
+            rows: Sequence[OutboxT] = (await session.scalars(claim)).all()
+            for row in rows:
+                try:
+                    await self._deliver(row)
+                except Exception as exc:  # noqa: BLE001 - every failure is recorded and retried
+                    self._record_failure(row, exc)
+                    break
+                row.sent_at = self._clock()
+                published += 1
+            if self._metrics_due():
+                await self._update_metrics(session)
+        return published
+
+    async def _deliver(self, row: OutboxT) -> None:
+        envelope = envelope_from_row(row)
+        # Under the producing request's trace, so that the job the hook enqueues continues it.
+        with self._tracer.start_as_current_span(
+            f"{envelope.type} publish",
+            context=extract_trace_context(envelope.trace),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "redis",
+                "messaging.operation.type": "send",
+                "messaging.message.id": envelope.id,
+                "messaging.destination.name": envelope.type,
+            },
+        ):
+            receivers = await self._publisher.publish(envelope)
+            if self.require_subscribers and receivers == 0:
+                raise NoSubscribersError("no subscriber received the event")
+            if self._on_published is not None:
+                await self._on_published(envelope)
+
+    def _record_failure(self, row: OutboxT, exc: Exception) -> None:
+        row.attempts = (row.attempts or 0) + 1
+        delay = self.retry_delay(row.attempts)
+        row.next_attempt_at = self._clock() + delay
+        row.last_error = f"{type(exc).__name__}: {exc}"[:LAST_ERROR_LENGTH]
+        OUTBOX_PUBLISH_FAILURES.labels(producer=self.producer).inc()
+        logger.warning(
+            "outbox_publish_failed",
+            event_id=row.id,
+            event_type=row.event_type,
+            attempts=row.attempts,
+            retry_in_seconds=delay.total_seconds(),
+            error=row.last_error,
+        )
+
+    # --- metrics ---------------------------------------------------------------------
+    def _metrics_due(self) -> bool:
+        now = self._clock()
+        if self._metrics_at is None or (now - self._metrics_at).total_seconds() >= (
+            self.metrics_interval
+        ):
+            self._metrics_at = now
+            return True
+        return False
+
+    async def refresh_metrics(self) -> tuple[int, float]:
+        """Set the backlog and lag gauges now; return (unsent rows, oldest age in seconds)."""
+        async with self._sessionmaker() as session:
+            return await self._update_metrics(session)
+
+    async def _update_metrics(self, session: AsyncSession) -> tuple[int, float]:
+        model = self.model
+        count, oldest = (
+            await session.execute(
+                select(func.count(), func.min(model.created_at)).where(model.sent_at.is_(None))
+            )
+        ).one()
+        lag = max((self._clock() - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
+        OUTBOX_BACKLOG.labels(producer=self.producer).set(count)
+        OUTBOX_LAG.labels(producer=self.producer).set(lag)
+        return int(count), lag
+
+    # --- loop ------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until `stop` is set: again at once after a full batch, else after a pause.
+
+        A failing pass (database down) is logged and retried with backoff; a
+        stop request lets the current batch finish so nothing published is
+        left unmarked.
+        """
+        failures = 0
+        while not stop.is_set():
+            try:
+                published = await self.relay_once()
+            except Exception as exc:  # noqa: BLE001 - the relay must outlive outages
+                delay = backoff_delay(
+                    failures, initial=self.poll_interval, maximum=self.max_backoff
+                )
+                failures += 1
+                logger.warning(
+                    "outbox_relay_pass_failed",
+                    producer=self.producer,
+                    error=f"{type(exc).__name__}: {exc}",
+                    retry_in_seconds=round(delay, 3),
+                )
+                await _wait(stop, delay)
+                continue
+            failures = 0
+            if published < self.batch_size:
+                await _wait(stop, self.poll_interval)
+
+    async def start(self) -> None:
+        """Run the relay in a background task until `stop`."""
+        if self._task is not None:
+            raise RuntimeError("relay already started")
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self.run(self._stop), name=f"outbox-relay:{self.producer}")
+
+    async def stop(self, *, grace_seconds: float = 10.0) -> None:
+        """Finish the batch in flight (up to `grace_seconds`), then stop."""
+        task, self._task = self._task, None
+        if task is None or self._stop is None:
+            return
+        self._stop.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), grace_seconds)
+        except TimeoutError:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

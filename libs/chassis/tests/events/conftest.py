@@ -1,0 +1,152 @@
+"""Fixtures for the events tests: an outbox table, a Redis we may kill, a waiting helper."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+
+import redis as sync_redis
+from chassis.events import OutboxMixin
+from chassis.testing.processes import free_port
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class OutboxEvent(OutboxMixin, Base):
+    __tablename__ = "outbox"
+
+
+Condition = Callable[[], bool | Awaitable[bool]]
+
+
+async def _eventually(condition: Condition, *, within: float = 10.0, step: float = 0.01) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        result = condition()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within}s")
+        await asyncio.sleep(step)
+
+
+@pytest.fixture
+def eventually() -> Callable[..., Awaitable[None]]:
+    """``await eventually(lambda: ..., within=5)``: poll a (sync or async) condition."""
+    return _eventually
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A channel prefix of this test's own: pub/sub channels are shared by all Redis DBs."""
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@dataclass
+class Outbox:
+    sessionmaker: async_sessionmaker[AsyncSession]
+    model: type[OutboxEvent]
+
+    async def unsent(self) -> int:
+        async with self.sessionmaker() as session:
+            count = await session.scalar(
+                select(func.count()).select_from(self.model).where(self.model.sent_at.is_(None))
+            )
+            return int(count or 0)
+
+    async def all_sent(self) -> bool:
+        return await self.unsent() == 0
+
+    async def rows(self) -> list[OutboxEvent]:
+        async with self.sessionmaker() as session:
+            return list((await session.scalars(select(self.model))).all())
+
+
+@pytest.fixture
+async def outbox(postgres_url: str) -> AsyncIterator[Outbox]:
+    """An empty ``outbox`` table in the session's Postgres database."""
+    engine = create_async_engine(postgres_url)
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.drop_all)
+        await connection.run_sync(Base.metadata.create_all)
+    try:
+        yield Outbox(async_sessionmaker(engine, expire_on_commit=False), OutboxEvent)
+    finally:
+        async with engine.begin() as connection:
+            await connection.run_sync(Base.metadata.drop_all)
+        await engine.dispose()
+
+
+class RedisServer:
+    """A redis-server process of this test's own, on a fixed port, stopped by PID."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server is not installed"
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = sync_redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 10
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except sync_redis.ConnectionError:
+                    if time.monotonic() > deadline or self.process.poll() is not None:
+                        raise
+                    time.sleep(0.02)
+        finally:
+            client.close()
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            os.kill(process.pid, sig)
+            process.wait(timeout=10)
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    server = RedisServer(free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

@@ -13,10 +13,13 @@ install: ## install the workspace (all packages and dev tools) from uv.lock
 	$(UV) sync --locked
 
 test: ## run the whole test suite against real Postgres and Redis, with the coverage floor
-	$(UV) run pytest --cov --cov-report=term-missing:skip-covered $(PYTEST_ARGS)
+	$(UV) run coverage erase
+	$(UV) run coverage run -m pytest $(PYTEST_ARGS)
+	$(UV) run coverage combine -q
+	$(UV) run coverage report
 
-cov: ## the test suite plus an HTML coverage report in htmlcov/
-	$(UV) run pytest --cov --cov-report=term-missing:skip-covered --cov-report=html $(PYTEST_ARGS)
+cov: test ## the test suite plus an HTML coverage report in htmlcov/
+	$(UV) run coverage html
 
 lint: ## ruff (lint + format check) and mypy (strict on libs/chassis)
 	$(UV) run ruff check .

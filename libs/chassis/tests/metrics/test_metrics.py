@@ -11,8 +11,8 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from chassis.metrics import UNMATCHED_ROUTE, MetricsMiddleware, metrics_router
-from chassis.tracing import FASTAPI_TELEMETRY_OFF
 from chassis.testing.processes import uvicorn_process
+from chassis.tracing import FASTAPI_TELEMETRY_OFF
 
 APPS_DIR = Path(__file__).parents[1] / "apps"
 
@@ -55,10 +55,13 @@ async def test_requests_are_counted_by_route_template_not_raw_path() -> None:
     assert count("red-1", "/orders/{order_id}", "200") == 5
     assert count("red-1", UNMATCHED_ROUTE, "404") == 2
     assert count("red-1", "/broken", "500") == 1
-    assert REGISTRY.get_sample_value(
-        "http_request_duration_seconds_count",
-        {"service": "red-1", "method": "GET", "route": "/orders/{order_id}"},
-    ) == 5
+    assert (
+        REGISTRY.get_sample_value(
+            "http_request_duration_seconds_count",
+            {"service": "red-1", "method": "GET", "route": "/orders/{order_id}"},
+        )
+        == 5
+    )
     assert "/orders/3" not in scrape.text
     assert scrape.headers["content-type"].startswith("text/plain")
     # The scrape itself is not counted.

@@ -94,8 +94,7 @@ def _add_rate_limit(app: FastAPI, builder: AppBuilder) -> None:
     if config.backend == "redis":
         if "redis" not in builder.steps:
             raise SettingsError(
-                "rate_limit.backend=redis needs the redis step: call with_redis() "
-                "before build()"
+                "rate_limit.backend=redis needs the redis step: call with_redis() before build()"
             )
 
         def redis_client() -> Redis:

@@ -4,6 +4,8 @@ Fixtures:
 - ``hermetic_env`` (autouse): strips service env vars and runs each test in a temp dir.
 - ``postgres_url``: a fresh Postgres database for the test session (async URL).
 - ``postgres_engine``: an async engine on it, disposed after the test.
+- ``postgres_database``: a `chassis.database.Database` on it whose commits are rolled
+  back after the test (isolation per test on the shared session database).
 - ``redis_url``: a Redis database flushed before and after each test.
 - ``make_client``: ``async with make_client(app) as client`` runs lifespan over ASGI.
 - ``span_exporter``: an in-memory exporter on a process-wide SDK TracerProvider that
@@ -87,6 +89,14 @@ async def postgres_engine(postgres_url: str) -> AsyncIterator[Any]:
         yield engine
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+async def postgres_database(postgres_engine: Any) -> AsyncIterator[Any]:
+    from chassis.testing.database import rollback_database
+
+    async with rollback_database(postgres_engine) as database:
+        yield database
 
 
 @pytest.fixture

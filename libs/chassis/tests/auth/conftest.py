@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -27,6 +24,8 @@ from chassis.auth import (
     render_jwks,
     sign_token,
 )
+from chassis.testing.clock import ManualClock
+from chassis.testing.servers import serve_in_thread
 
 ISSUER = "https://issuer.test"
 AUDIENCE = "chassis-tests"
@@ -45,19 +44,6 @@ def keys() -> Keys:
     return Keys(
         rsa=generate_rsa_key("rsa-1"), ec=generate_ec_key("ec-1"), rotated=generate_rsa_key("rsa-2")
     )
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class FakeIssuer:
@@ -106,8 +92,8 @@ def mint() -> Callable[..., str]:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
@@ -122,7 +108,7 @@ async def http_client(issuer: FakeIssuer) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def make_cache(http_client: httpx.AsyncClient, clock: Clock) -> Callable[..., JWKSCache]:
+def make_cache(http_client: httpx.AsyncClient, clock: ManualClock) -> Callable[..., JWKSCache]:
     def make(**options: Any) -> JWKSCache:
         return JWKSCache(
             "https://issuer.test/.well-known/jwks.json",
@@ -150,36 +136,21 @@ class RealIssuer:
     def __init__(self, keys: list[SigningKey]) -> None:
         self.keys: list[Any] = list(keys)
         self.fetches = 0
-        app = Starlette(routes=[Route("/.well-known/jwks.json", self._jwks)])
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
-        port = self._socket.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}/.well-known/jwks.json"
-        config = uvicorn.Config(
-            app, log_config=None, log_level="warning", access_log=False, lifespan="off", ws="none"
-        )
-        self.server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
+        self.url = ""
+        self._app = Starlette(routes=[Route("/.well-known/jwks.json", self._jwks)])
+        self._server = ExitStack()
 
     async def _jwks(self, request: Request) -> JSONResponse:
         self.fetches += 1
         return JSONResponse(render_jwks(self.keys))
 
     def start(self) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the test issuer did not start")
-            time.sleep(0.01)
+        base_url = self._server.enter_context(serve_in_thread(self._app, lifespan="off"))
+        self.url = f"{base_url}/.well-known/jwks.json"
 
     def stop(self) -> None:
-        if self._thread.is_alive():
-            self.server.should_exit = True
-            self._thread.join(10)
-        self._socket.close()
+        """Take the issuer down (tests call it mid-test; calling it again is harmless)."""
+        self._server.close()
 
 
 @pytest.fixture
@@ -193,9 +164,6 @@ def real_issuer(keys: Keys) -> Iterator[RealIssuer]:
 
 
 @pytest.fixture
-def closed_port_url() -> str:
+def closed_port_url(closed_port: int) -> str:
     """A URL on 127.0.0.1 where nothing listens (connections are refused)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/.well-known/jwks.json"
+    return f"http://127.0.0.1:{closed_port}/.well-known/jwks.json"

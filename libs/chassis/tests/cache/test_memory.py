@@ -5,25 +5,15 @@ from __future__ import annotations
 import pytest
 
 from chassis.cache import MemoryCacheStore
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from chassis.testing.clock import ManualClock
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
-async def test_values_round_trip_as_bytes(clock: FakeClock) -> None:
+async def test_values_round_trip_as_bytes(clock: ManualClock) -> None:
     store = MemoryCacheStore(clock=clock)
     await store.set("k", b"\x00value")
     assert await store.get("k") == b"\x00value"
@@ -34,7 +24,7 @@ async def test_values_round_trip_as_bytes(clock: FakeClock) -> None:
     assert not await store.exists("k")
 
 
-async def test_entries_expire_after_their_ttl(clock: FakeClock) -> None:
+async def test_entries_expire_after_their_ttl(clock: ManualClock) -> None:
     store = MemoryCacheStore(default_ttl=60, clock=clock)
     await store.set("default", b"1")
     await store.set("short", b"2", ttl_seconds=5)
@@ -48,14 +38,14 @@ async def test_entries_expire_after_their_ttl(clock: FakeClock) -> None:
     assert len(store) == 0
 
 
-async def test_entries_without_ttl_never_expire(clock: FakeClock) -> None:
+async def test_entries_without_ttl_never_expire(clock: ManualClock) -> None:
     store = MemoryCacheStore(clock=clock)
     await store.set("k", b"v")
     clock.advance(10**9)
     assert await store.get("k") == b"v"
 
 
-async def test_least_recently_used_entry_is_evicted_at_the_bound(clock: FakeClock) -> None:
+async def test_least_recently_used_entry_is_evicted_at_the_bound(clock: ManualClock) -> None:
     store = MemoryCacheStore(max_entries=2, clock=clock)
     await store.set("a", b"1")
     await store.set("b", b"2")
@@ -65,7 +55,7 @@ async def test_least_recently_used_entry_is_evicted_at_the_bound(clock: FakeCloc
     assert len(store) == 2
 
 
-async def test_overwriting_refreshes_value_and_ttl(clock: FakeClock) -> None:
+async def test_overwriting_refreshes_value_and_ttl(clock: ManualClock) -> None:
     store = MemoryCacheStore(clock=clock)
     await store.set("k", b"old", ttl_seconds=1)
     await store.set("k", b"new", ttl_seconds=10)
@@ -73,7 +63,7 @@ async def test_overwriting_refreshes_value_and_ttl(clock: FakeClock) -> None:
     assert await store.get("k") == b"new"
 
 
-async def test_clear_ping_and_close(clock: FakeClock) -> None:
+async def test_clear_ping_and_close(clock: ManualClock) -> None:
     store = MemoryCacheStore(clock=clock)
     await store.set("a", b"1")
     await store.clear()
@@ -85,7 +75,7 @@ async def test_clear_ping_and_close(clock: FakeClock) -> None:
 
 
 @pytest.mark.parametrize("ttl", [0, -1])
-async def test_non_positive_ttls_are_refused(ttl: float, clock: FakeClock) -> None:
+async def test_non_positive_ttls_are_refused(ttl: float, clock: ManualClock) -> None:
     store = MemoryCacheStore(clock=clock)
     with pytest.raises(ValueError, match="ttl_seconds must be positive"):
         await store.set("k", b"v", ttl_seconds=ttl)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -50,6 +51,12 @@ async def _eventually(condition: Condition, *, within: float = 10.0, step: float
 def eventually() -> Callable[..., Awaitable[None]]:
     """``await eventually(lambda: ..., within=5)``: poll a (sync or async) condition."""
     return _eventually
+
+
+@pytest.fixture
+def redis(redis_client: Redis) -> Redis:
+    """The shared test-database client, under the name the events tests use."""
+    return redis_client
 
 
 @pytest.fixture

@@ -52,15 +52,6 @@ class FrozenClock:
 
 
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
 async def dead_redis() -> AsyncIterator[Redis]:
     """A client for a port nothing listens on: every command fails to connect."""
     client = Redis(port=free_port(), socket_connect_timeout=0.5)

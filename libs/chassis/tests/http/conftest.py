@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -20,19 +16,8 @@ from starlette.routing import Route
 
 from chassis.http import UpstreamClient
 from chassis.settings import UpstreamSettings
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from chassis.testing.clock import ManualClock
+from chassis.testing.servers import serve_in_thread
 
 
 class ScriptedUpstream:
@@ -86,8 +71,8 @@ def upstream_name() -> str:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
@@ -127,7 +112,7 @@ def make_upstream_settings() -> Callable[..., UpstreamSettings]:
 @pytest.fixture
 async def make_upstream_client(
     upstream_name: str,
-    clock: FakeClock,
+    clock: ManualClock,
     fake_sleep: Callable[[float], Any],
     make_upstream_settings: Callable[..., UpstreamSettings],
 ) -> AsyncIterator[Callable[..., UpstreamClient]]:
@@ -160,15 +145,6 @@ def scripted() -> type[ScriptedUpstream]:
     return ScriptedUpstream
 
 
-@pytest.fixture
-def closed_port() -> int:
-    """A localhost port nothing listens on (bound then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 async def _echo(request: Request) -> JSONResponse:
     return JSONResponse({"headers": dict(request.headers), "path": request.url.path})
 
@@ -177,24 +153,5 @@ async def _echo(request: Request) -> JSONResponse:
 def live_upstream() -> Iterator[str]:
     """A real HTTP server (uvicorn, own thread, free port) echoing request headers."""
     app = Starlette(routes=[Route("/echo", _echo, methods=["GET", "POST"])])
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, log_config=None, log_level="warning", lifespan="off", ws="none", http="h11"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("upstream server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve_in_thread(app, lifespan="off") as base_url:
+        yield base_url

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
 import tracemalloc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
@@ -27,6 +24,7 @@ from chassis.middleware import (
     UnhandledErrorMiddleware,
 )
 from chassis.settings import SecuritySettings
+from chassis.testing.servers import serve_in_thread
 from chassis.types import ASGIApp
 
 CHUNK = 64 * 1024
@@ -69,47 +67,16 @@ def full_chain(app: ASGIApp) -> ASGIApp:
     return ProxyHeadersMiddleware(inner, trusted_proxies=["127.0.0.1/32"])
 
 
-class NotifyingServer(uvicorn.Server):
-    """A uvicorn server that says when it listens, so the fixture waits without polling."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.listening = asyncio.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        self.listening.set()
-
-
 @pytest.fixture
-async def base_url() -> AsyncIterator[str]:
+def base_url() -> Iterator[str]:
     app = Starlette(
         routes=[
             Route("/upload", count_upload, methods=["POST"]),
             Route("/download", stream_download),
         ]
     )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        full_chain(app),
-        lifespan="off",
-        http="h11",
-        ws="none",
-        log_config=None,
-        access_log=False,
-    )
-    server = NotifyingServer(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    await asyncio.wait_for(server.listening.wait(), timeout=10)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+    with serve_in_thread(full_chain(app), lifespan="off") as url:
+        yield url
 
 
 def peak_bytes() -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -29,13 +28,6 @@ def redis_app(url: str, *, service: str = "redistest", **options: Any) -> Any:
 
     settings = BaseServiceSettings(service_name=service, redis={"url": url, **options})
     return AppBuilder(settings).without_middleware().with_redis().with_routes(router).build()
-
-
-@pytest.fixture
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -74,3 +74,48 @@ def test_trace_context_round_trips_through_message_headers(span_exporter: object
         span.get_span_context().trace_id
     )
     assert not trace.get_current_span(extract_trace_context(None)).get_span_context().is_valid
+
+
+async def test_a_stuck_collector_does_not_block_shutdown() -> None:
+    import asyncio
+    import threading
+    import time
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    from chassis.tracing import shutdown_tracing
+
+    release = threading.Event()
+
+    class StuckExporter(SpanExporter):
+        def export(self, spans: object) -> SpanExportResult:
+            release.wait(30)
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(StuckExporter()))
+    provider.get_tracer("test").start_span("unsent").end()
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    task = asyncio.create_task(ticker())
+    started = time.perf_counter()
+    finished = await shutdown_tracing(provider, flush_seconds=0.3)
+    elapsed = time.perf_counter() - started
+    task.cancel()
+    release.set()
+
+    assert finished is False
+    assert elapsed < 2
+    # The event loop kept running while the flush waited.
+    assert ticks >= 10

@@ -14,18 +14,8 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from chassis.middleware.ratelimit import RateLimitBackend, RateLimitMiddleware
+from chassis.testing.clock import ManualClock
 from chassis.types import ASGIApp, Receive, Scope, Send
-
-
-class FakeClock:
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class PrincipalFromHeader:
@@ -68,8 +58,8 @@ def inner_app() -> Starlette:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import redis.asyncio as redis
 
@@ -15,15 +13,6 @@ from chassis.middleware.ratelimit import (
 from chassis.settings import BaseServiceSettings, SettingsError, load_settings
 
 
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[redis.Redis]:
-    connection = redis.Redis.from_url(redis_url)
-    try:
-        yield connection
-    finally:
-        await connection.aclose()
-
-
 def test_memory_is_the_default_backend() -> None:
     backend = build_rate_limiter(load_settings(BaseServiceSettings))
 
@@ -31,15 +20,15 @@ def test_memory_is_the_default_backend() -> None:
 
 
 async def test_redis_backend_uses_the_client_and_key_prefix_from_settings(
-    monkeypatch: pytest.MonkeyPatch, client: redis.Redis
+    monkeypatch: pytest.MonkeyPatch, redis_client: redis.Redis
 ) -> None:
     monkeypatch.setenv("APP_RATE_LIMIT__BACKEND", "redis")
     monkeypatch.setenv("APP_RATE_LIMIT__KEY_PREFIX", "edge-limits")
-    backend = build_rate_limiter(load_settings(BaseServiceSettings), client)
+    backend = build_rate_limiter(load_settings(BaseServiceSettings), redis_client)
 
     assert isinstance(backend, RedisSlidingWindow)
     assert (await backend.hit("ip:192.0.2.1", limit=1, window_seconds=5)).allowed
-    assert await client.keys("*") == [b"edge-limits:ip:192.0.2.1"]
+    assert await redis_client.keys("*") == [b"edge-limits:ip:192.0.2.1"]
 
 
 def test_redis_backend_without_a_client_is_a_clear_error() -> None:

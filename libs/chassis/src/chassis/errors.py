@@ -214,10 +214,8 @@ class GatewayTimeout(ServiceError):
     default_detail = "The request did not complete in time."
 
 
-async def _service_error_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ServiceError)  # noqa: S101 - registered for ServiceError only
-    if exc.status_code >= 500:
-        logger.warning("service_error", status=exc.status_code, detail=exc.detail)
+def service_error_response(request: Request, exc: ServiceError) -> ProblemResponse:
+    """The problem answer for `exc`, for handlers that translate other errors into one."""
     return problem_response(
         exc.status_code,
         title=exc.title,
@@ -226,6 +224,13 @@ async def _service_error_handler(request: Request, exc: Exception) -> Response:
         extra=exc.extra,
         headers=exc.headers,
     )
+
+
+async def _service_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceError)  # noqa: S101 - registered for ServiceError only
+    if exc.status_code >= 500:
+        logger.warning("service_error", status=exc.status_code, detail=exc.detail)
+    return service_error_response(request, exc)
 
 
 async def _http_exception_handler(request: Request, exc: Exception) -> Response:

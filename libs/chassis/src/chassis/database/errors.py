@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from sqlalchemy import exc as sa_exc
 from starlette.responses import Response
 
-from chassis.errors import ServiceUnavailable, problem_response
+from chassis.errors import ServiceUnavailable, service_error_response
 
 logger = structlog.get_logger("chassis.database")
 
@@ -97,14 +97,7 @@ async def database_error_handler(request: Request, exc: Exception) -> Response:
     """503 for an unavailable database; anything else goes on to the generic 500 handler."""
     if not is_unavailable_error(exc):
         raise exc
-    error = unavailable(exc)
-    return problem_response(
-        error.status_code,
-        title=error.title,
-        detail=error.detail,
-        instance=request.url.path,
-        headers=error.headers,
-    )
+    return service_error_response(request, unavailable(exc))
 
 
 def install_database_error_handler(app: FastAPI) -> None:

@@ -20,12 +20,14 @@ consumer knows them; a breaking payload change bumps ``version`` instead.
 from __future__ import annotations
 
 import uuid
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any, Literal, Self
 
+from opentelemetry.trace import Span, SpanKind, Tracer
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from chassis.tracing.propagation import inject_trace_context
+from chassis.tracing.propagation import extract_trace_context, inject_trace_context
 
 EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
 
@@ -95,3 +97,25 @@ class EventEnvelope(BaseModel):
                 for error in exc.errors(include_url=False, include_input=False)
             )
             raise MalformedEventError(f"not an event envelope: {problems}") from None
+
+
+def event_span(
+    tracer: Tracer, envelope: EventEnvelope, *, operation: Literal["send", "process"], **kwargs: Any
+) -> AbstractContextManager[Span]:
+    """A PRODUCER (send) or CONSUMER (process) span under the trace the event carries.
+
+    Publishing and handling both continue the trace of the request that caused
+    the event, so one trace id links the request, the relay and every consumer.
+    """
+    return tracer.start_as_current_span(
+        f"{envelope.type} {'publish' if operation == 'send' else 'process'}",
+        context=extract_trace_context(envelope.trace),
+        kind=SpanKind.PRODUCER if operation == "send" else SpanKind.CONSUMER,
+        attributes={
+            "messaging.system": "redis",
+            "messaging.operation.type": operation,
+            "messaging.message.id": envelope.id,
+            "messaging.destination.name": envelope.type,
+        },
+        **kwargs,
+    )

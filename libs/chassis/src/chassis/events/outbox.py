@@ -22,17 +22,15 @@ from typing import Any, Generic, TypeVar, cast
 
 import structlog
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind
 from sqlalchemy import JSON, Integer, String, delete, func, select
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from chassis.database.metadata import UTCDateTime
-from chassis.events.envelope import EventEnvelope, utcnow
+from chassis.events.envelope import EventEnvelope, event_span, utcnow
 from chassis.events.pubsub import EventPublisher, backoff_delay
 from chassis.metrics.registry import OUTBOX_BACKLOG, OUTBOX_LAG, OUTBOX_PUBLISH_FAILURES
-from chassis.tracing.propagation import extract_trace_context
 
 logger = structlog.get_logger("chassis.outbox")
 
@@ -223,17 +221,7 @@ class OutboxRelay(Generic[OutboxT]):
     async def _deliver(self, row: OutboxT) -> None:
         envelope = envelope_from_row(row)
         # Under the producing request's trace, so that the job the hook enqueues continues it.
-        with self._tracer.start_as_current_span(
-            f"{envelope.type} publish",
-            context=extract_trace_context(envelope.trace),
-            kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": "redis",
-                "messaging.operation.type": "send",
-                "messaging.message.id": envelope.id,
-                "messaging.destination.name": envelope.type,
-            },
-        ):
+        with event_span(self._tracer, envelope, operation="send"):
             receivers = await self._publisher.publish(envelope)
             if self.require_subscribers and receivers == 0:
                 raise NoSubscribersError("no subscriber received the event")

@@ -22,12 +22,11 @@ from typing import Any, Self
 
 import structlog
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Status, StatusCode
 from redis.asyncio import Redis
 
-from chassis.events.envelope import EventEnvelope, MalformedEventError
+from chassis.events.envelope import EventEnvelope, MalformedEventError, event_span
 from chassis.metrics.registry import EVENT_LAG, EVENTS_PUBLISHED, EVENTS_RECEIVED
-from chassis.tracing.propagation import extract_trace_context
 
 logger = structlog.get_logger("chassis.events")
 
@@ -239,16 +238,10 @@ class EventSubscriber:
         EVENTS_RECEIVED.labels(consumer=self.consumer, type=envelope.type).inc()
         lag = time.time() - envelope.occurred_at.timestamp()
         EVENT_LAG.labels(consumer=self.consumer, type=envelope.type).observe(max(lag, 0.0))
-        with self._tracer.start_as_current_span(
-            f"{envelope.type} process",
-            context=extract_trace_context(envelope.trace),
-            kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "redis",
-                "messaging.operation.type": "process",
-                "messaging.message.id": envelope.id,
-                "messaging.destination.name": envelope.type,
-            },
+        with event_span(
+            self._tracer,
+            envelope,
+            operation="process",
             record_exception=False,
             set_status_on_exception=False,
         ) as span:

@@ -249,6 +249,9 @@ class TracingSettings(_Group):
     """Trace requests; off anyway when no OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set."""
     sample_ratio: float | None = Field(default=None, ge=0, le=1)
     """Parent-based sampling ratio; unset reads OTEL_TRACES_SAMPLER_ARG, else 0.1."""
+    flush_timeout_seconds: float = Field(default=5.0, ge=0)
+    """At shutdown, how long to wait for unsent spans; a collector that is down never
+    holds up shutdown longer than this."""
 
 
 class MetricsSettings(_Group):

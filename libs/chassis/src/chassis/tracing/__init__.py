@@ -10,7 +10,9 @@ itself. Sampling is parent-based with a ratio (``tracing.sample_ratio``, else
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -160,9 +162,28 @@ def setup_tracing(builder: AppBuilder) -> None:
             yield provider
         finally:
             if provider is not None:
-                provider.shutdown()
+                await shutdown_tracing(
+                    provider, flush_seconds=settings.tracing.flush_timeout_seconds
+                )
 
     builder.add_resource("tracing", tracing_resource, first=True)
+
+
+async def shutdown_tracing(provider: TracerProvider, *, flush_seconds: float) -> bool:
+    """Flush and stop `provider` without blocking the event loop for more than `flush_seconds`.
+
+    The SDK's shutdown waits up to 30 s per processor and retries exports to a
+    collector that is down; run inline it would stall the loop and with it the
+    graceful shutdown of every request still in flight. Returns False if the
+    flush was abandoned (its thread is a daemon and never delays process exit).
+    """
+    worker = threading.Thread(target=provider.shutdown, name="otel-shutdown", daemon=True)
+    worker.start()
+    await asyncio.to_thread(worker.join, flush_seconds)
+    if worker.is_alive():
+        logger.warning("tracing_flush_abandoned", flush_seconds=flush_seconds)
+        return False
+    return True
 
 
 __all__ = [
@@ -175,6 +196,7 @@ __all__ = [
     "mark_exporting",
     "sample_ratio",
     "setup_tracing",
+    "shutdown_tracing",
     "tracing_active",
     "tracing_wanted",
 ]

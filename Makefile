@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV ?= uv
 PYTEST_ARGS ?=
 
-.PHONY: help install test lint fmt cov services docs
+.PHONY: help install test lint fmt cov services docs bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -35,3 +35,6 @@ services: ## check that Postgres and Redis answer on 127.0.0.1, start them if no
 
 docs: ## regenerate docs/settings.md from the settings models
 	$(UV) run python -m chassis.settings_reference > docs/settings.md
+
+bench: ## chassis request-path cost vs bare FastAPI, side by side (wrk if installed); JSON in reports/
+	$(UV) run python bench/chassis_overhead.py

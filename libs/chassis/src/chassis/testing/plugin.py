@@ -3,6 +3,8 @@
 Fixtures:
 - ``hermetic_env`` (autouse): strips service env vars and runs each test in a temp dir.
 - ``postgres_url``: a fresh Postgres database for the test session (async URL).
+- ``postgres_database_factory``: ``create(prefix)`` makes another fresh database
+  (async URL) for this session, e.g. one per service so migrations don't collide.
 - ``postgres_engine``: an async engine on it, disposed after the test.
 - ``postgres_database``: a `chassis.database.Database` on it whose commits are rolled
   back after the test (isolation per test on the shared session database).
@@ -63,21 +65,33 @@ def hermetic_env(
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """Create a database for this test session and drop it afterwards."""
+def postgres_database_factory() -> Iterator[Callable[[str], str]]:
+    """``create(prefix) -> async URL`` of a new database; all are dropped at the end."""
     import psycopg
 
     admin = _admin_postgres_url()
-    name = f"chassis_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
     base, _, _ = admin.rpartition("/")
-    url = f"{base}/{name}".replace("postgresql://", "postgresql+asyncpg://", 1)
+    created: list[str] = []
+
+    def create(prefix: str = "chassis_test") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return f"{base}/{name}".replace("postgresql://", "postgresql+asyncpg://", 1)
+
     try:
-        yield url
+        yield create
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            for name in created:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_database_factory: Callable[[str], str]) -> str:
+    """A database for this test session (dropped afterwards)."""
+    return postgres_database_factory("chassis_test")
 
 
 @pytest.fixture

@@ -7,9 +7,7 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,7 @@ from chassis.settings import (
     ServerSettings,
     UpstreamSettings,
 )
-from chassis.testing.processes import free_port
+from chassis.testing.processes import free_port, service_process
 from chassis.testing.servers import serve_in_thread
 
 sys.path.insert(0, str(Path(__file__).parent / "apps"))
@@ -286,32 +284,21 @@ def create_app():
 def test_readiness_is_503_during_shutdown_while_liveness_stays_200(tmp_path: Path) -> None:
     (tmp_path / "shutdown_app.py").write_text(SHUTDOWN_APP)
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "shutdown_app:create_app",
-            "--port",
-            str(port),
-            "--app-dir",
-            str(tmp_path),
-            "--log-level",
-            "warning",
-        ],
-        start_new_session=True,
-    )
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(base + "/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.1)
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "shutdown_app:create_app",
+        "--port",
+        str(port),
+        "--app-dir",
+        str(tmp_path),
+        "--log-level",
+        "warning",
+    ]
+    with service_process(command, ready_url=base + "/health/ready") as process:
         os.kill(process.pid, signal.SIGTERM)
         ready = httpx.get(base + "/health/ready")
         live = httpx.get(base + "/health/live")
@@ -319,8 +306,4 @@ def test_readiness_is_503_during_shutdown_while_liveness_stays_200(tmp_path: Pat
         assert ready.json()["reason"] == "shutting down"
         assert live.status_code == 200
         # After the drain the server stops by itself.
-        assert process.wait(timeout=15) is not None
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        process.wait(timeout=15)

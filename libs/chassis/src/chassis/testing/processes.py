@@ -21,6 +21,53 @@ def free_port() -> int:
 
 
 @contextmanager
+def service_process(
+    command: Sequence[str],
+    *,
+    ready_url: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+    stop_timeout: float = 15.0,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `command` in its own process group until `ready_url` answers below 500.
+
+    Yields the process; on exit sends SIGTERM to the group (workers included)
+    and SIGKILL if it has not gone in `stop_timeout` seconds.
+    """
+    process = subprocess.Popen(  # noqa: S603 - the caller's own command
+        list(command), env={**os.environ, **(env or {})}, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{command[0]} exited early with {process.returncode}")
+            try:
+                if httpx.get(ready_url, timeout=1).status_code < 500:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{ready_url} did not answer within {timeout:g}s")
+            time.sleep(0.1)
+        yield process
+    finally:
+        stop_process_group(process, timeout=stop_timeout)
+
+
+def stop_process_group(process: subprocess.Popen[bytes], *, timeout: float = 15.0) -> None:
+    """SIGTERM the process group, SIGKILL it if it outlives `timeout`."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+
+
+@contextmanager
 def uvicorn_process(
     factory: str,
     *,
@@ -30,11 +77,7 @@ def uvicorn_process(
     ready_path: str = "/health/live",
     timeout: float = 30.0,
 ) -> Iterator[str]:
-    """Run `uvicorn --factory <factory>` on a free port; yield its base URL.
-
-    Waits until `ready_path` answers below 500; on exit sends SIGTERM to the
-    process group (workers included) and SIGKILL if it has not gone in 15 s.
-    """
+    """Run `uvicorn --factory <factory>` on a free port; yield its base URL."""
     port = free_port()
     command = [
         sys.executable,
@@ -52,29 +95,6 @@ def uvicorn_process(
     ]
     if app_dir is not None:
         command += ["--app-dir", os.fspath(app_dir)]
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-        command, env={**os.environ, **(env or {})}, start_new_session=True
-    )
     base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited early with {process.returncode}")
-            try:
-                if httpx.get(base_url + ready_path, timeout=1).status_code < 500:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"server on {base_url} did not answer")
-            time.sleep(0.1)
+    with service_process(command, ready_url=base_url + ready_path, env=env, timeout=timeout):
         yield base_url
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)

@@ -7,7 +7,8 @@ from chassis.metrics.exposition import (
     render_metrics,
     setup_metrics,
 )
-from chassis.metrics.middleware import UNMATCHED_ROUTE, MetricsMiddleware
+from chassis.metrics.middleware import MetricsMiddleware
+from chassis.routing import UNMATCHED_ROUTE
 
 __all__ = [
     "UNMATCHED_ROUTE",

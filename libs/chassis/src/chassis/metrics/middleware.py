@@ -17,9 +17,8 @@ from chassis.metrics.registry import (
     HTTP_REQUESTS,
     HTTP_REQUESTS_IN_PROGRESS,
 )
+from chassis.routing import UNMATCHED_ROUTE, route_template
 from chassis.types import ASGIApp, Message, Receive, Scope, Send
-
-UNMATCHED_ROUTE = "<unmatched>"
 
 
 class MetricsMiddleware:
@@ -56,7 +55,7 @@ class MetricsMiddleware:
 
     def _observe(self, scope: Scope, status: int, elapsed: float) -> None:
         method = scope["method"]
-        route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+        route = route_template(scope) or UNMATCHED_ROUTE
         counter = self._counters.get((method, route, status))
         if counter is None:
             counter = HTTP_REQUESTS.labels(self.service, method, route, str(status))

@@ -170,3 +170,22 @@ AUTH_REJECTIONS = Counter(
     "invalid, unavailable).",
     ["reason"],
 )
+
+# --- live event connections (SSE, WebSocket) ------------------------------------
+LIVE_EVENT_CONNECTIONS = Gauge(
+    "live_event_connections",
+    "Live event connections open now, by transport (sse, websocket).",
+    ["transport"],
+    multiprocess_mode="livesum",
+)
+LIVE_EVENT_CONNECTIONS_DROPPED = Counter(
+    "live_event_connections_dropped_total",
+    "Live event connections closed by the server, by transport and reason "
+    "(slow_consumer, shutdown).",
+    ["transport", "reason"],
+)
+LIVE_EVENTS_DELIVERED = Counter(
+    "live_events_delivered_total",
+    "Events handed to live connections' queues, by transport.",
+    ["transport"],
+)

@@ -15,9 +15,9 @@ from typing import Any
 
 import structlog
 
+from chassis.routing import UNMATCHED_ROUTE, route_template
 from chassis.types import ASGIApp, Message, Receive, Scope, Send
 
-UNMATCHED_ROUTE = "<unmatched>"
 _USER_AGENT = b"user-agent"
 
 
@@ -75,7 +75,7 @@ class AccessLogMiddleware:
         client = scope.get("client")
         fields: dict[str, Any] = {
             "method": scope["method"],
-            "route": getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE,
+            "route": route_template(scope) or UNMATCHED_ROUTE,
             "path": scope["path"],
             "status": status,
             "duration_ms": duration_ms,

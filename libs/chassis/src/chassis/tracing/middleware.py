@@ -16,6 +16,7 @@ from opentelemetry import trace
 from opentelemetry.propagate import extract
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from chassis.routing import route_template
 from chassis.types import ASGIApp, Message, Receive, Scope, Send
 
 _TRACE_HEADERS = (b"traceparent", b"tracestate", b"baggage")
@@ -69,8 +70,7 @@ def _parent_context(scope: Scope) -> otel_context.Context | None:
 
 
 def _finish_attributes(span: Any, scope: Scope, method: str, status_holder: list[int]) -> None:
-    route = scope.get("route")
-    template = getattr(route, "path", None)
+    template = route_template(scope)
     if template:
         span.update_name(f"{method} {template}")
         span.set_attribute("http.route", template)

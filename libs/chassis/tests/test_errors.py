@@ -182,3 +182,20 @@ async def test_send_problem_from_raw_asgi() -> None:
     assert headers[b"content-type"] == b"application/problem+json"
     assert headers[b"x-extra"] == b"1"
     assert int(headers[b"content-length"]) == len(body["body"])  # type: ignore[arg-type]
+
+
+def test_errors_survive_pickling_as_job_results() -> None:
+    import pickle
+
+    from chassis.http import CircuitOpenError
+
+    original = TooManyRequests("Slow down.", retry_after=3, extra={"rule": "login"})
+    restored = pickle.loads(pickle.dumps(original))
+    assert type(restored) is TooManyRequests
+    assert restored.detail == "Slow down."
+    assert restored.headers == {"Retry-After": "3"}
+    assert restored.extra == {"rule": "login"}
+    assert str(restored) == str(original)
+
+    breaker = pickle.loads(pickle.dumps(CircuitOpenError("orders", retry_in=2.5)))
+    assert breaker.retry_in == 2.5

@@ -135,6 +135,20 @@ class ServiceError(Exception):
         self.extra = dict(extra or {})
         super().__init__(self.detail or self.title)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Arq pickles a failed job's exception; subclasses take keyword-only arguments
+        # that the default reduction (positional args) cannot replay.
+        return (_restore_error, (type(self), self.args, dict(self.__dict__)))
+
+
+def _restore_error(
+    cls: type[ServiceError], args: tuple[Any, ...], state: dict[str, Any]
+) -> ServiceError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class BadRequest(ServiceError):
     status_code = 400

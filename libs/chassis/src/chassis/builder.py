@@ -26,7 +26,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from types import FrameType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import structlog
 from fastapi import APIRouter, FastAPI
@@ -36,6 +36,9 @@ from chassis.health import ReadinessRegistry, health_router
 from chassis.logging import configure_logging
 from chassis.settings import BaseServiceSettings
 from chassis.tracing.native import FASTAPI_TELEMETRY_OFF
+
+if TYPE_CHECKING:
+    from chassis.auth.setup import KeyLoaderFactory
 
 logger = structlog.get_logger("chassis.builder")
 
@@ -119,11 +122,12 @@ class AppBuilder:
         setup_cache(self)
         return self
 
-    def with_auth(self) -> Self:
+    def with_auth(self, *, key_loader: KeyLoaderFactory | None = None) -> Self:
+        """Verify bearer tokens; `key_loader` replaces the JWKS URL (see `setup_auth`)."""
         from chassis.auth import setup_auth
 
         self._step("auth")
-        setup_auth(self)
+        setup_auth(self, key_loader=key_loader)
         return self
 
     def with_http_clients(self) -> Self:

@@ -9,7 +9,13 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from chassis.auth import JWKSCache, KeySetUnavailable, TokenVerifier, UnknownKeyError
+from chassis.auth import (
+    JWKSCache,
+    KeySetUnavailable,
+    TokenVerifier,
+    UnknownKeyError,
+    render_jwks,
+)
 from chassis.errors import ServiceUnavailable, Unauthorized
 
 
@@ -327,3 +333,78 @@ async def test_real_issuer_outage_is_bridged_by_the_stale_set(
         clock.advance(3600)
         with pytest.raises(ServiceUnavailable):
             await verifier.verify(mint(keys.rsa))
+
+
+class KeyStoreLoader:
+    """An in-process key source, as an issuer verifying its own tokens has."""
+
+    def __init__(self, keys: list) -> None:
+        self.keys = list(keys)
+        self.calls = 0
+        self.failure: Exception | None = None
+        self.gate: asyncio.Event | None = None
+
+    async def __call__(self) -> dict:
+        self.calls += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.failure is not None:
+            raise self.failure
+        return render_jwks(self.keys)
+
+
+async def test_a_loader_replaces_http_with_the_same_refresh_rules(mint, clock, keys) -> None:
+    loader = KeyStoreLoader([keys.rsa])
+    jwks = JWKSCache("in-process", loader=loader, clock=clock)
+    verifier = TokenVerifier(jwks, issuer="https://issuer.test", audience="chassis-tests")
+
+    assert (await verifier.verify(mint(keys.rsa))).subject == "subject-1"
+    clock.advance(30)
+    loader.keys.append(keys.rotated)
+    assert (await verifier.verify(mint(keys.rotated))).subject == "subject-1"
+    assert loader.calls == 2
+
+    loader.failure = RuntimeError("database down")
+    clock.advance(301)
+    assert (await verifier.verify(mint(keys.rsa))).subject == "subject-1"
+    await jwks.refresh_if_expired()
+    assert jwks.status().state == "stale"
+    assert jwks.status().last_error == "RuntimeError"
+
+
+async def test_a_loader_that_hangs_times_out_into_an_unavailable_set(mint, clock, keys) -> None:
+    loader = KeyStoreLoader([keys.rsa])
+    loader.gate = asyncio.Event()
+    jwks = JWKSCache("in-process", loader=loader, clock=clock, timeout_seconds=0.01)
+
+    with pytest.raises(KeySetUnavailable):
+        await jwks.get_key(keys.rsa.kid)
+    assert jwks.status().last_error == "loader timed out"
+
+
+@pytest.mark.parametrize("sources", ["neither", "both"])
+async def test_exactly_one_key_source_is_required(sources, keys) -> None:
+    loader = KeyStoreLoader([keys.rsa])
+    async with httpx.AsyncClient() as client:
+        options = {} if sources == "neither" else {"http_client": client, "loader": loader}
+        with pytest.raises(ValueError, match="exactly one"):
+            JWKSCache("https://issuer.test/.well-known/jwks.json", **options)
+
+
+async def test_closing_waits_for_the_refresh_in_flight(clock, keys) -> None:
+    loader = KeyStoreLoader([keys.rsa])
+    jwks = JWKSCache("in-process", loader=loader, clock=clock)
+    await jwks.get_key(keys.rsa.kid)
+    clock.advance(301)
+    loader.gate = asyncio.Event()
+    # Served from the stale set while the refresh runs in the background.
+    await jwks.get_key(keys.rsa.kid)
+
+    closing = asyncio.create_task(jwks.aclose())
+    await asyncio.sleep(0.01)
+    assert not closing.done()
+    loader.gate.set()
+    await closing
+
+    assert jwks.status().state == "fresh"
+    await jwks.aclose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi import APIRouter
 
-from chassis.auth import PrincipalDep, open_token_verifier
+from chassis.auth import PrincipalDep, open_token_verifier, render_jwks
 from chassis.builder import AppBuilder
 from chassis.settings import AuthSettings, BaseServiceSettings
 
@@ -98,3 +98,28 @@ async def test_full_middleware_stack_authenticates_through_the_issuer(
     assert anonymous.status_code == 401
     assert anonymous.headers["www-authenticate"] == "Bearer"
     assert "x-request-id" in anonymous.headers
+
+
+async def test_a_key_loader_verifies_without_fetching_over_http(
+    make_client, closed_port_url, mint, keys
+) -> None:
+    calls: list[str] = []
+
+    def key_loader(app):
+        async def load() -> dict:
+            calls.append(app.title)
+            return render_jwks([keys.rsa])
+
+        return load
+
+    settings = BaseServiceSettings(service_name="issuer", auth=enabled(closed_port_url))
+    app = AppBuilder(settings).with_auth(key_loader=key_loader).with_routes(router).build()
+
+    async with make_client(app) as client:
+        me = await client.get("/me", headers={"Authorization": f"Bearer {mint(keys.rsa)}"})
+        ready = await client.get("/health/ready")
+
+    assert me.status_code == 200
+    assert me.json() == {"subject": "subject-1"}
+    assert ready.json()["checks"]["jwks"]["details"]["state"] == "fresh"
+    assert calls == ["issuer"]

@@ -20,6 +20,7 @@ from chassis.auth.issuing import (
 )
 from chassis.auth.jwks import (
     JWKSCache,
+    JWKSLoader,
     KeySetError,
     KeySetStatus,
     KeySetUnavailable,
@@ -27,7 +28,7 @@ from chassis.auth.jwks import (
 )
 from chassis.auth.middleware import PrincipalMiddleware
 from chassis.auth.principal import KIND_CLAIM, Principal, PrincipalKind
-from chassis.auth.setup import open_token_verifier, setup_auth
+from chassis.auth.setup import KeyLoaderFactory, open_token_verifier, setup_auth
 from chassis.auth.state import PRINCIPAL_STATE_KEY
 from chassis.auth.verify import TokenVerifier
 
@@ -35,6 +36,8 @@ __all__ = [
     "KIND_CLAIM",
     "PRINCIPAL_STATE_KEY",
     "JWKSCache",
+    "JWKSLoader",
+    "KeyLoaderFactory",
     "KeySetError",
     "KeySetStatus",
     "KeySetUnavailable",

@@ -14,14 +14,19 @@
   down issuer) cannot make us hammer the issuer.
 * Concurrent callers share a single in-flight fetch.
 * Only asymmetric keys meant for signatures with an allowed algorithm are kept.
+
+The set normally comes over HTTP from ``url``; an issuer that verifies its own
+tokens passes a `JWKSLoader` instead and gets the same caching and refresh rules
+without calling itself over the network.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import httpx
@@ -38,6 +43,10 @@ DEFAULT_ALGORITHMS: tuple[str, ...] = ("RS256", "ES256")
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 KeySetState = Literal["empty", "fresh", "stale", "expired"]
+
+#: Returns a JWKS document (``{"keys": [...]}``) from somewhere other than HTTP, such as
+#: the issuer's own key store.
+JWKSLoader = Callable[[], Awaitable[Any]]
 RefreshReason = Literal["expired", "unknown_kid"]
 
 
@@ -80,13 +89,18 @@ class KeySetStatus:
 
 
 class JWKSCache:
-    """Verification keys from a JWKS URL, cached with TTL, stale fallback and refresh on miss."""
+    """Verification keys from a JWKS URL, cached with TTL, stale fallback and refresh on miss.
+
+    Give exactly one of `http_client` (fetch `url`) and `loader` (call it; `url`
+    then only names the set in logs).
+    """
 
     def __init__(
         self,
         url: str,
         *,
-        http_client: httpx.AsyncClient,
+        http_client: httpx.AsyncClient | None = None,
+        loader: JWKSLoader | None = None,
         algorithms: Sequence[str] = DEFAULT_ALGORITHMS,
         ttl_seconds: float = 300.0,
         stale_seconds: float = 3600.0,
@@ -104,7 +118,13 @@ class JWKSCache:
         self.stale_seconds = stale_seconds
         self.min_refresh_interval_seconds = min_refresh_interval_seconds
         self.timeout_seconds = timeout_seconds
-        self._http = http_client
+        self._source: JWKSLoader
+        if http_client is not None and loader is None:
+            self._source = partial(self._download, http_client)
+        elif loader is not None and http_client is None:
+            self._source = partial(self._load, loader)
+        else:
+            raise ValueError("give exactly one of http_client and loader")
         self._clock = clock
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
@@ -148,6 +168,15 @@ class JWKSCache:
             # Shielded: a caller that gives up (client gone, timeout) must not
             # cancel the fetch the other waiters share.
             await asyncio.shield(task)
+
+    async def aclose(self) -> None:
+        """Wait for a refresh in flight (bounded by its timeout), so none outlives its source.
+
+        Call it before closing the HTTP client or whatever the loader reads from.
+        """
+        task = self._inflight
+        if task is not None:
+            await asyncio.wait([task])
 
     def status(self) -> KeySetStatus:
         if self._fetched_at is None:
@@ -202,18 +231,7 @@ class JWKSCache:
             self._inflight = None
 
     async def _fetch(self) -> dict[str, jwt.PyJWK]:
-        try:
-            response = await self._http.get(
-                self.url, timeout=self.timeout_seconds, headers={"Accept": "application/json"}
-            )
-        except httpx.HTTPError as exc:
-            raise _FetchError(type(exc).__name__) from exc
-        if response.status_code != 200:
-            raise _FetchError(f"status {response.status_code}")
-        try:
-            document = response.json()
-        except (ValueError, RecursionError) as exc:
-            raise _FetchError("invalid JSON") from exc
+        document = await self._source()
         members = document.get("keys") if isinstance(document, dict) else None
         if not isinstance(members, list):
             raise _FetchError("no keys member")
@@ -227,6 +245,27 @@ class JWKSCache:
             # than a deliberate revocation of every key.
             raise _FetchError("no usable signing keys")
         return keys
+
+    async def _download(self, http: httpx.AsyncClient) -> Any:
+        try:
+            response = await http.get(
+                self.url, timeout=self.timeout_seconds, headers={"Accept": "application/json"}
+            )
+        except httpx.HTTPError as exc:
+            raise _FetchError(type(exc).__name__) from exc
+        if response.status_code != 200:
+            raise _FetchError(f"status {response.status_code}")
+        try:
+            return response.json()
+        except (ValueError, RecursionError) as exc:
+            raise _FetchError("invalid JSON") from exc
+
+    async def _load(self, loader: JWKSLoader) -> Any:
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                return await loader()
+        except TimeoutError as exc:
+            raise _FetchError("loader timed out") from exc
 
     def _usable_key(self, member: object) -> jwt.PyJWK | None:
         if not isinstance(member, Mapping) or not self._is_signature_key(member):

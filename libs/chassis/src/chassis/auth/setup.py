@@ -5,19 +5,23 @@ verifies tokens, and taking every pod out of the load balancer because the
 identity service blinked would turn its outage into ours. It reports the
 state (fresh, stale, empty, expired) and age of the key set, and warms the
 cache so the first request does not pay for the fetch.
+
+An issuer that verifies its own tokens passes ``key_loader``: the verifier then
+reads the key set from the issuer's own key store (see `chassis.auth.jwks.JWKSLoader`)
+with the same caching rules, instead of fetching its own JWKS over HTTP.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import structlog
 from fastapi import FastAPI
 
-from chassis.auth.jwks import JWKSCache, KeySetUnavailable
+from chassis.auth.jwks import JWKSCache, JWKSLoader, KeySetUnavailable
 from chassis.auth.verify import TokenVerifier
 
 if TYPE_CHECKING:
@@ -29,14 +33,26 @@ logger = structlog.get_logger("chassis.auth")
 RESOURCE_NAME = "token_verifier"
 READINESS_CHECK = "jwks"
 
+#: Given the app (its earlier resources open), returns where the key set comes from.
+KeyLoaderFactory = Callable[[FastAPI], JWKSLoader]
 
-def setup_auth(builder: AppBuilder) -> None:
-    """Add the token verifier resource and its readiness check when ``settings.auth.enabled``."""
+
+def setup_auth(builder: AppBuilder, *, key_loader: KeyLoaderFactory | None = None) -> None:
+    """Add the token verifier resource and its readiness check when ``settings.auth.enabled``.
+
+    With `key_loader` the key set comes from ``key_loader(app)`` (called once the
+    resources registered before this step are open) rather than from ``jwks_url``.
+    """
     settings = builder.settings.auth
     if not settings.enabled:
         logger.info("auth_disabled", service=builder.settings.service_name)
         return
-    builder.add_resource(RESOURCE_NAME, lambda app: open_token_verifier(settings))
+
+    def verifier(app: FastAPI) -> AbstractAsyncContextManager[TokenVerifier]:
+        loader = key_loader(app) if key_loader is not None else None
+        return open_token_verifier(settings, loader=loader)
+
+    builder.add_resource(RESOURCE_NAME, verifier)
     builder.readiness.add(
         READINESS_CHECK,
         check_jwks,
@@ -47,26 +63,38 @@ def setup_auth(builder: AppBuilder) -> None:
 
 @asynccontextmanager
 async def open_token_verifier(
-    settings: AuthSettings, *, transport: httpx.AsyncBaseTransport | None = None
+    settings: AuthSettings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    loader: JWKSLoader | None = None,
 ) -> AsyncIterator[TokenVerifier]:
-    """A verifier with its own HTTP client to the JWKS URL, closed on exit."""
-    if not (settings.jwks_url and settings.issuer and settings.audience):
+    """A verifier with its own HTTP client to the JWKS URL (or over `loader`), closed on exit."""
+    issuer, audience = settings.issuer, settings.audience
+    if not (settings.jwks_url and issuer and audience):
         raise ValueError("auth needs jwks_url, issuer and audience")
-    timeout = httpx.Timeout(settings.jwks_timeout_seconds)
-    async with httpx.AsyncClient(timeout=timeout, transport=transport) as client:
-        jwks = JWKSCache(
-            settings.jwks_url,
-            http_client=client,
-            algorithms=settings.algorithms,
-            ttl_seconds=settings.jwks_ttl_seconds,
-            stale_seconds=settings.jwks_stale_seconds,
-            min_refresh_interval_seconds=settings.jwks_min_refresh_interval_seconds,
-            timeout_seconds=settings.jwks_timeout_seconds,
-        )
+    options: dict[str, Any] = {
+        "algorithms": settings.algorithms,
+        "ttl_seconds": settings.jwks_ttl_seconds,
+        "stale_seconds": settings.jwks_stale_seconds,
+        "min_refresh_interval_seconds": settings.jwks_min_refresh_interval_seconds,
+        "timeout_seconds": settings.jwks_timeout_seconds,
+    }
+    async with AsyncExitStack() as stack:
+        if loader is not None:
+            jwks = JWKSCache(settings.jwks_url, loader=loader, **options)
+        else:
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    timeout=httpx.Timeout(settings.jwks_timeout_seconds), transport=transport
+                )
+            )
+            jwks = JWKSCache(settings.jwks_url, http_client=client, **options)
+        # Runs before the client closes: a background refresh must not outlive its source.
+        stack.push_async_callback(jwks.aclose)
         yield TokenVerifier(
             jwks,
-            issuer=settings.issuer,
-            audience=settings.audience,
+            issuer=issuer,
+            audience=audience,
             algorithms=settings.algorithms,
             leeway_seconds=settings.leeway_seconds,
         )

@@ -105,6 +105,21 @@ async def test_shutdown_turns_ready_503_but_live_stays_200() -> None:
     assert live.status_code == 200
 
 
+def test_shutdown_callbacks_run_once_and_a_failing_one_does_not_stop_the_rest() -> None:
+    registry = ReadinessRegistry()
+    calls: list[str] = []
+
+    def broken() -> None:
+        raise RuntimeError("boom")
+
+    registry.on_shutdown(broken)
+    registry.on_shutdown(lambda: calls.append("closed streams"))
+    registry.begin_shutdown()
+    registry.begin_shutdown()
+    assert calls == ["closed streams"]
+    assert registry.shutting_down
+
+
 def test_duplicate_check_names_are_refused() -> None:
     registry = ReadinessRegistry()
     registry.add("database", lambda app: None)

@@ -42,6 +42,7 @@ class ReadinessRegistry:
         self.default_timeout = default_timeout
         self._checks: dict[str, _Check] = {}
         self._shutting_down = False
+        self._shutdown_callbacks: list[Callable[[], None]] = []
 
     def add(
         self,
@@ -64,10 +65,26 @@ class ReadinessRegistry:
     def shutting_down(self) -> bool:
         return self._shutting_down
 
+    def on_shutdown(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once when shutdown begins (SIGTERM, or the end of the lifespan).
+
+        For long-lived streams (SSE, WebSocket) that the server would otherwise
+        wait for before it can stop. It may run inside a signal handler: keep it
+        short and hand real work to the loop (``loop.call_soon_threadsafe``).
+        A failing callback is logged and does not stop the others.
+        """
+        self._shutdown_callbacks.append(callback)
+
     def begin_shutdown(self) -> None:
-        if not self._shutting_down:
-            logger.info("readiness_shutdown_begun")
+        if self._shutting_down:
+            return
+        logger.info("readiness_shutdown_begun")
         self._shutting_down = True
+        for callback in self._shutdown_callbacks:
+            try:
+                callback()
+            except Exception:  # one broken hook must not block the others
+                logger.exception("shutdown_callback_failed", callback=repr(callback))
 
     async def run(self, app: FastAPI) -> tuple[bool, dict[str, Any]]:
         """Run every check concurrently; return (ready, report)."""

@@ -19,7 +19,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from arq.connections import ArqRedis, RedisSettings
@@ -33,12 +33,14 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from redis.asyncio import Redis
 
 from chassis.context import get_request_id, request_id_var
-from chassis.database.session import Database
 from chassis.logging import configure_logging
 from chassis.metrics.registry import JOB_DURATION, JOB_OUTCOMES, QUEUE_DEPTH
 from chassis.settings import BaseServiceSettings
 from chassis.tracing import configure_tracing
 from chassis.tracing.propagation import extract_trace_context, inject_trace_context
+
+if TYPE_CHECKING:
+    from chassis.database.session import Database
 
 logger = structlog.get_logger("chassis.jobs")
 
@@ -225,11 +227,13 @@ def worker_settings(
     job_completion_wait: int | None = None,
     poll_delay: float = 0.5,
     queue_depth_interval: float = 15.0,
+    database: bool = True,
 ) -> type:
     """A ``WorkerSettings`` class for ``arq`` (``arq mypkg.worker.WorkerSettings``).
 
     Start-up configures logging and tracing, opens the database into
-    ``ctx["database"]`` (`Database`) and ``ctx["db"]`` (its session maker),
+    ``ctx["database"]`` (`Database`) and ``ctx["db"]`` (its session maker)
+    unless `database` is false (a worker that only calls other services),
     starts the queue-depth reporter, then runs `on_startup`. Shutdown runs
     `on_shutdown` first, then closes what start-up opened. On SIGTERM the
     worker stops taking jobs and waits `job_completion_wait` seconds (default:
@@ -240,9 +244,13 @@ def worker_settings(
         configure_logging(settings)
         ctx["settings"] = settings
         ctx["tracer_provider"] = configure_tracing(settings)
-        database = Database.from_settings(settings)
-        ctx["database"] = database
-        ctx["db"] = database.sessionmaker
+        if database:
+            # Imported here: a worker without a database never loads SQLAlchemy.
+            from chassis.database.session import Database
+
+            opened = Database.from_settings(settings)
+            ctx["database"] = opened
+            ctx["db"] = opened.sessionmaker
         ctx["queue_depth_task"] = asyncio.create_task(
             _report_queue_depth(ctx["redis"], queue_name, queue_depth_interval),
             name="queue-depth",
@@ -261,9 +269,9 @@ def worker_settings(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            database: Database | None = ctx.pop("database", None)
-            if database is not None:
-                await database.dispose()
+            opened: Database | None = ctx.pop("database", None)
+            if opened is not None:
+                await opened.dispose()
             provider = ctx.pop("tracer_provider", None)
             if provider is not None:
                 provider.shutdown()

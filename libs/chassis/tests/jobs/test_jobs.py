@@ -317,3 +317,31 @@ async def test_worker_settings_give_arq_a_worker_with_logging_database_and_hooks
     assert worker.max_jobs == 3
     assert events == ["startup:jobs-test", "job:42", "shutdown"]
     assert sample("queue_depth", queue=queue) == 0
+
+
+async def test_a_worker_without_a_database_opens_none(
+    arq_pool: ArqRedis, redis_url: str, queue: str, tmp_path: Any
+) -> None:
+    settings = BaseServiceSettings(
+        service_name="no-db", redis={"url": redis_url}, data_dir=tmp_path / "data"
+    )
+    name = unique("test.stateless")
+    seen: list[set[str]] = []
+
+    @job(name)
+    async def stateless(ctx: dict[str, Any]) -> None:
+        seen.append({"database", "db"} & set(ctx))
+
+    settings_cls = worker_settings(
+        settings, functions=[stateless], queue_name=queue, database=False
+    )
+    await enqueue(arq_pool, name, queue_name=queue)
+
+    worker = create_worker(settings_cls, burst=True, handle_signals=False, poll_delay=0.01)
+    try:
+        await worker.async_run()
+    finally:
+        await close_worker(worker)
+
+    assert seen == [set()]
+    assert not (tmp_path / "data").exists()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 import redis
+
 from chassis.testing.processes import uvicorn_process
 
 HERE = Path(__file__).parent

@@ -1,0 +1,1 @@
+"""Sign-up, login, refresh-token rotation, logout and the client-credentials grant."""

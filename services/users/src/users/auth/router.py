@@ -1,0 +1,136 @@
+"""``/api/v1/auth``: sign-up, login, refresh, logout and the client-credentials grant."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Response
+
+from users.auth import service
+from users.auth.credentials import login_request_body
+from users.auth.schemas import (
+    ClientCredentialsRequest,
+    LogoutRequest,
+    RefreshRequest,
+    ServiceToken,
+    TokenPair,
+)
+from users.deps import (
+    DatabaseDep,
+    KeyStoreDep,
+    LoginCredentials,
+    PasswordsDep,
+    SessionDep,
+    SettingsDep,
+)
+from users.openapi import problem_responses
+from users.user.schemas import UserCreate, UserRead
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+@router.post(
+    "/signup",
+    status_code=201,
+    summary="Create an account",
+    responses=problem_responses(
+        {409: "The email is taken.", 422: "Invalid email or a password the policy refuses."}
+    ),
+)
+async def signup(
+    body: UserCreate, session: SessionDep, passwords: PasswordsDep, settings: SettingsDep
+) -> UserRead:
+    user = await service.sign_up(
+        session, body=body, passwords=passwords, admin_emails=settings.admin_emails
+    )
+    return UserRead.model_validate(user)
+
+
+@router.post(
+    "/login",
+    summary="Log in with email and password (JSON or OAuth2 password form)",
+    responses=problem_responses(
+        {
+            401: "Wrong email or password (one answer for both).",
+            422: "Malformed body.",
+            429: "Too many login attempts from this address; see Retry-After.",
+        }
+    ),
+    openapi_extra={"requestBody": login_request_body()},
+)
+async def login(
+    credentials: LoginCredentials,
+    session: SessionDep,
+    passwords: PasswordsDep,
+    key_store: KeyStoreDep,
+    settings: SettingsDep,
+) -> TokenPair:
+    return await service.log_in(
+        session,
+        email=credentials.email,
+        password=credentials.password,
+        passwords=passwords,
+        key_store=key_store,
+        tokens=settings.token,
+    )
+
+
+@router.post(
+    "/refresh",
+    summary="Exchange a refresh token for a new pair (the old one stops working)",
+    responses=problem_responses(
+        {401: "Unknown, expired, revoked or reused refresh token.", 422: "Malformed body."}
+    ),
+)
+async def refresh_tokens(
+    body: RefreshRequest,
+    session: SessionDep,
+    database: DatabaseDep,
+    key_store: KeyStoreDep,
+    settings: SettingsDep,
+) -> TokenPair:
+    return await service.refresh(
+        session,
+        refresh_token=body.refresh_token,
+        database=database,
+        key_store=key_store,
+        tokens=settings.token,
+    )
+
+
+@router.post(
+    "/logout",
+    status_code=204,
+    summary="Revoke a refresh token and every token rotated from the same login",
+    responses=problem_responses({422: "Malformed body."}),
+)
+async def logout(body: LogoutRequest, session: SessionDep) -> Response:
+    await service.log_out(session, refresh_token=body.refresh_token)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/token",
+    summary="Client-credentials grant: a service token for a machine client",
+    responses=problem_responses(
+        {
+            400: "Unsupported grant_type or a scope the client does not have.",
+            401: "Unknown client or wrong secret.",
+            422: "Malformed form.",
+        }
+    ),
+)
+async def issue_service_token(
+    form: Annotated[ClientCredentialsRequest, Form()],
+    key_store: KeyStoreDep,
+    settings: SettingsDep,
+) -> ServiceToken:
+    return await service.grant_client_credentials(
+        grant_type=form.grant_type,
+        client_id=form.client_id,
+        client_secret=form.client_secret,
+        scope=form.scope,
+        clients=settings.service_clients,
+        key_store=key_store,
+        tokens=settings.token,
+    )

@@ -1,0 +1,52 @@
+"""Dependency aliases for the handlers (``Annotated`` only, never ``= Depends()``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+from starlette.requests import HTTPConnection
+
+from chassis.auth import Principal, scopes_guard
+from chassis.database import DatabaseDep, SessionDep
+from users.auth.credentials import read_login_credentials
+from users.auth.passwords import Passwords
+from users.auth.schemas import LoginRequest
+from users.keys.store import KeyStore
+from users.settings import UsersSettings
+
+
+def get_settings_from_app(connection: HTTPConnection) -> UsersSettings:
+    settings: UsersSettings = connection.app.state.settings
+    return settings
+
+
+def get_passwords(connection: HTTPConnection) -> Passwords:
+    passwords: Passwords = connection.app.state.passwords
+    return passwords
+
+
+def get_key_store(connection: HTTPConnection) -> KeyStore:
+    store: KeyStore = connection.app.state.key_store
+    return store
+
+
+SettingsDep = Annotated[UsersSettings, Depends(get_settings_from_app)]
+PasswordsDep = Annotated[Passwords, Depends(get_passwords)]
+KeyStoreDep = Annotated[KeyStore, Depends(get_key_store)]
+LoginCredentials = Annotated[LoginRequest, Depends(read_login_credentials)]
+#: A user (or client) allowed to read and change its own profile.
+ProfileOwner = Annotated[Principal, scopes_guard("profile")]
+#: An administrator of user accounts.
+UsersAdmin = Annotated[Principal, scopes_guard("users:admin")]
+
+__all__ = [
+    "DatabaseDep",
+    "KeyStoreDep",
+    "LoginCredentials",
+    "PasswordsDep",
+    "ProfileOwner",
+    "SessionDep",
+    "SettingsDep",
+    "UsersAdmin",
+]

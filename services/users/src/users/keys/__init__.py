@@ -1,0 +1,1 @@
+"""Signing keys: the key store, the JWKS document and the rotation command."""

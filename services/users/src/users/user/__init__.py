@@ -1,0 +1,1 @@
+"""User accounts: the caller's profile and the admin listing."""

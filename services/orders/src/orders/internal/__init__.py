@@ -1,0 +1,1 @@
+"""Endpoints for other services (the worker): status moves and maintenance."""

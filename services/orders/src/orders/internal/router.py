@@ -1,0 +1,80 @@
+"""Internal endpoints under ``/internal/v1``: service tokens with ``orders:internal`` only.
+
+Never exposed by the gateway. A user token is refused with 403 even if it
+carried the scope, a missing token with 401.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter
+
+from chassis.auth import kind_guard, scopes_guard
+from orders.deps import SessionDep, SettingsDep
+from orders.internal import service as maintenance
+from orders.internal.schemas import ExpirePending, ExpirePendingResult, Purge, PurgeResult
+from orders.order import service as orders
+from orders.order.schemas import OrderRead, OrderStatus, StatusChange
+from orders.responses import Responses, problem
+
+INTERNAL_SCOPE = "orders:internal"
+GUARDED: Responses = {
+    401: problem("Missing or invalid access token."),
+    403: problem(f"Not a service token with {INTERNAL_SCOPE}."),
+}
+NOT_FOUND: Responses = {404: problem("No such order.")}
+
+router = APIRouter(
+    prefix="/internal/v1",
+    tags=["internal"],
+    dependencies=[kind_guard("service"), scopes_guard(INTERNAL_SCOPE)],
+    responses=GUARDED,
+)
+
+
+@router.get("/orders/{order_id}", response_model=OrderRead, responses=NOT_FOUND)
+async def get_any_order(order_id: str, session: SessionDep) -> OrderRead:
+    """Any order, whoever owns it."""
+    return await orders.get_order(session, order_id=order_id)
+
+
+@router.post(
+    "/orders/{order_id}/status",
+    response_model=OrderRead,
+    responses={
+        **NOT_FOUND,
+        409: problem("The state machine forbids this move."),
+    },
+)
+async def change_order_status(order_id: str, body: StatusChange, session: SessionDep) -> OrderRead:
+    """Move an order; moving it to the state it is in answers 200 and records nothing."""
+    return await orders.change_status(
+        session, order_id=order_id, status=OrderStatus(body.status), reason=body.reason
+    )
+
+
+@router.post("/maintenance/expire-pending", response_model=ExpirePendingResult)
+async def expire_pending(
+    body: ExpirePending, session: SessionDep, settings: SettingsDep
+) -> ExpirePendingResult:
+    """Fail pending orders older than the given age, each with its order.failed event.
+
+    At most ``ORDERS_MAINTENANCE__EXPIRE_BATCH_SIZE`` per call; the cron runs again.
+    """
+    expired = await orders.expire_pending_orders(
+        session,
+        older_than=timedelta(seconds=body.older_than_seconds),
+        limit=settings.maintenance.expire_batch_size,
+    )
+    return ExpirePendingResult(expired=expired)
+
+
+@router.post("/maintenance/purge", response_model=PurgeResult)
+async def purge(body: Purge, session: SessionDep) -> PurgeResult:
+    """Delete old idempotency keys and outbox rows sent long ago."""
+    return await maintenance.purge(
+        session,
+        idempotency_older_than=timedelta(seconds=body.idempotency_older_than_seconds),
+        outbox_sent_older_than=timedelta(seconds=body.outbox_sent_older_than_seconds),
+    )

@@ -1,0 +1,1 @@
+"""Orders: creation, listing, reading and cancelling, and their state machine."""

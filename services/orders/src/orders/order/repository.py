@@ -1,0 +1,72 @@
+"""Every query on orders and their items."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Select, and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from orders.order.models import Order
+from orders.order.schemas import OrderStatus
+from orders.pagination import Cursor
+
+
+def _with_items() -> Select[Order]:
+    return select(Order).options(selectinload(Order.items))
+
+
+def add(session: AsyncSession, order: Order) -> None:
+    session.add(order)
+
+
+async def get(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    *,
+    owner_id: str | None = None,
+    for_update: bool = False,
+) -> Order | None:
+    """The order with its items; only `owner_id`'s when given; row-locked with `for_update`."""
+    query = _with_items().where(Order.id == order_id)
+    if owner_id is not None:
+        query = query.where(Order.owner_id == owner_id)
+    if for_update:
+        # populate_existing: a locked read must not be answered from the identity map.
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return (await session.scalars(query)).one_or_none()
+
+
+async def list_page(
+    session: AsyncSession, *, owner_id: str | None, limit: int, after: Cursor | None
+) -> Sequence[Order]:
+    """Up to `limit` orders, newest first, strictly after `after`; everyone's without owner."""
+    query = _with_items().order_by(Order.created_at.desc(), Order.id.desc()).limit(limit)
+    if owner_id is not None:
+        query = query.where(Order.owner_id == owner_id)
+    if after is not None:
+        query = query.where(
+            or_(
+                Order.created_at < after.created_at,
+                and_(Order.created_at == after.created_at, Order.id < after.id),
+            )
+        )
+    return (await session.scalars(query)).all()
+
+
+async def pending_created_before(
+    session: AsyncSession, *, cutoff: datetime, limit: int
+) -> Sequence[Order]:
+    """Pending orders older than `cutoff`, oldest first, locked; rows others hold are skipped."""
+    query = (
+        _with_items()
+        .where(Order.status == OrderStatus.pending, Order.created_at < cutoff)
+        .order_by(Order.created_at, Order.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(query)).all()

@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV ?= uv
 PYTEST_ARGS ?=
 
-.PHONY: help install test lint fmt cov services docs bench
+.PHONY: help install test lint fmt cov services docs bench coverage-floors
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -12,11 +12,15 @@ help: ## list the targets
 install: ## install the workspace (all packages and dev tools) from uv.lock
 	$(UV) sync --locked
 
-test: ## run the whole test suite against real Postgres and Redis, with the coverage floor
+test: ## run the whole test suite against real Postgres and Redis, with the coverage floors
 	$(UV) run coverage erase
 	$(UV) run coverage run -m pytest $(PYTEST_ARGS)
 	$(UV) run coverage combine -q
 	$(UV) run coverage report
+	@$(MAKE) --no-print-directory coverage-floors
+
+coverage-floors: ## each package's coverage against its floor (chassis 90 %, services 85 %)
+	$(UV) run python .ci/coverage_floors.py
 
 cov: test ## the test suite plus an HTML coverage report in htmlcov/
 	$(UV) run coverage html

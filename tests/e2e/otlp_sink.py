@@ -24,6 +24,7 @@ class ReceivedSpan:
     span_id: str
     parent_span_id: str
     kind: int
+    start_time_unix_nano: int
 
 
 class SpanSink:
@@ -52,6 +53,7 @@ class SpanSink:
                             span_id=span.span_id.hex(),
                             parent_span_id=span.parent_span_id.hex(),
                             kind=span.kind,
+                            start_time_unix_nano=span.start_time_unix_nano,
                         )
                     )
         with self._lock:

@@ -37,8 +37,11 @@ fmt: ## format and autofix
 services: ## check that Postgres and Redis answer on 127.0.0.1, start them if not
 	bash .ci/services.sh
 
-docs: ## regenerate docs/settings.md from the settings models
-	$(UV) run python -m chassis.settings_reference > docs/settings.md
+SERVICE_SETTINGS := users.settings:UsersSettings orders.settings:OrdersSettings \
+	gateway.settings:GatewaySettings worker.settings:WorkerSettings
+
+docs: ## regenerate docs/settings.md from the settings models (chassis and services)
+	$(UV) run python -m chassis.settings_reference $(SERVICE_SETTINGS) > docs/settings.md
 
 bench: ## chassis request-path cost vs bare FastAPI, side by side (wrk if installed); JSON in reports/
 	$(UV) run python bench/chassis_overhead.py

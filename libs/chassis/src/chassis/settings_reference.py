@@ -1,12 +1,15 @@
 """Render the settings reference (docs/settings.md) from the settings models themselves.
 
 Every field's description is its attribute docstring, so the reference cannot
-drift from the code: ``python -m chassis.settings_reference > docs/settings.md``
-(``make docs``) rewrites it and a test fails when it is stale.
+drift from the code. ``python -m chassis.settings_reference [module:Class ...]``
+(``make docs``) prints the chassis settings, then for each service settings
+class named the variables it adds or whose default it changes; a test fails
+when the committed file is stale.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from enum import Enum
@@ -14,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
+from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from chassis.settings import BaseServiceSettings, RateLimitRule, UpstreamSettings
 
@@ -35,7 +38,8 @@ def _default(field: FieldInfo) -> str:
     if isinstance(value, BaseModel):
         return "see below"
     if isinstance(value, list | dict):
-        return f"`{json.dumps(value)}`"
+        # Models inside render as JSON too; SecretStr values come out masked.
+        return f"`{json.dumps(to_jsonable_python(value))}`"
     return f"`{value}`"
 
 
@@ -63,6 +67,38 @@ def _rows(model: type[BaseModel], env_prefix: str) -> list[str]:
     for variable_prefix, sub_model in nested:
         rows.extend(_rows(sub_model, variable_prefix))
     return rows
+
+
+def service_section(settings_cls: type[BaseServiceSettings]) -> str:
+    """The variables a service adds to (or changes in) the chassis settings."""
+    prefix = str(settings_cls.model_config.get("env_prefix", ""))
+    base = set(_rows(BaseServiceSettings, prefix))
+    own = [row for row in _rows(settings_cls, prefix) if row not in base]
+    name = settings_cls.__name__
+    return "\n".join(
+        [
+            f"## {name} (`{prefix}`)",
+            "",
+            f"`{settings_cls.__module__}.{name}`: every chassis variable above with the prefix",
+            f"`{prefix}`, plus these (new, or with a different default):",
+            "",
+            "| variable | default | meaning |\n|---|---|---|",
+            *own,
+            "",
+        ]
+    )
+
+
+def render_all(service_classes: list[type[BaseServiceSettings]]) -> str:
+    return render() + "".join("\n" + service_section(cls) for cls in service_classes)
+
+
+def _load(target: str) -> type[BaseServiceSettings]:
+    module_name, _, class_name = target.partition(":")
+    settings_cls = getattr(importlib.import_module(module_name), class_name)
+    if not (isinstance(settings_cls, type) and issubclass(settings_cls, BaseServiceSettings)):
+        raise SystemExit(f"{target} is not a BaseServiceSettings subclass")
+    return settings_cls
 
 
 def render(settings_cls: type[BaseModel] = BaseServiceSettings) -> str:
@@ -123,4 +159,4 @@ def render(settings_cls: type[BaseModel] = BaseServiceSettings) -> str:
 
 
 if __name__ == "__main__":  # pragma: no cover - exercised through `make docs`
-    sys.stdout.write(render())
+    sys.stdout.write(render_all([_load(target) for target in sys.argv[1:]]))

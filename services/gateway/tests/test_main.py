@@ -10,6 +10,8 @@ from fastapi.openapi.models import OpenAPI
 from gateway_testing import RIGHT_PASSWORD, Gateway, Tokens, bearer
 from redis.asyncio import Redis
 
+from chassis.testing import assert_valid_openapi, openapi_refs
+
 
 async def test_each_user_has_their_own_budget(start_gateway, tokens: Tokens) -> None:
     alice, bob = tokens.issue(), tokens.issue()
@@ -114,23 +116,6 @@ async def test_readiness_reports_every_dependency(gateway: Gateway, tokens: Toke
 
 
 # --- OpenAPI ---------------------------------------------------------------------------------
-def refs_in(node: Any) -> list[str]:
-    if isinstance(node, dict):
-        found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
-        return found + [ref for value in node.values() for ref in refs_in(value)]
-    if isinstance(node, list):
-        return [ref for value in node for ref in refs_in(value)]
-    return []
-
-
-def resolve(document: dict[str, Any], ref: str) -> Any:
-    assert ref.startswith("#/"), ref
-    node: Any = document
-    for part in ref[2:].split("/"):
-        node = node[part]
-    return node
-
-
 @pytest.fixture
 async def openapi(gateway: Gateway) -> dict[str, Any]:
     async with gateway.client() as client:
@@ -144,11 +129,9 @@ async def test_the_openapi_document_is_valid_and_every_ref_resolves(
     openapi: dict[str, Any],
 ) -> None:
     OpenAPI.model_validate(openapi)
-    refs = refs_in(openapi)
 
-    assert refs
-    for ref in refs:
-        assert isinstance(resolve(openapi, ref), dict), ref
+    assert openapi_refs(openapi)
+    assert_valid_openapi(openapi)
 
 
 async def test_the_openapi_document_describes_the_whole_public_api(

@@ -9,9 +9,7 @@ real socket, and the app verifies them through the chassis JWKS cache.
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from chassis.auth import (
     sign_token,
 )
 from chassis.database.migrations import upgrade_to_head
+from chassis.testing import eventually as chassis_eventually
 from chassis.testing.servers import serve_in_thread
 from orders.idempotency.models import IdempotencyKey
 from orders.main import create_app
@@ -47,7 +46,6 @@ ADMIN_SCOPES = (*USER_SCOPES, "users:admin", "orders:admin")
 TABLES = ("order_items", "orders", "idempotency_keys", "outbox")
 
 Headers = dict[str, str]
-Condition = Callable[[], bool | Awaitable[bool]]
 
 
 @pytest.fixture(scope="session")
@@ -241,23 +239,10 @@ def stored(db: async_sessionmaker[AsyncSession]) -> Stored:
     return Stored(db)
 
 
-async def _eventually(condition: Condition, *, within: float = 10.0, step: float = 0.02) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        result = condition()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(step)
-
-
 @pytest.fixture
 def eventually() -> Callable[..., Awaitable[None]]:
     """``await eventually(condition, within=5)``: poll a (sync or async) condition."""
-    return _eventually
+    return chassis_eventually
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import pytest
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker, create_worker
 
+from chassis.testing import eventually
 from chassis.testing.processes import free_port
 from chassis.testing.servers import serve_in_thread
 
@@ -178,11 +179,8 @@ def run_worker_until() -> RunWorkerUntil:
         within: float = 10.0,
         **options: Any,
     ) -> Worker:
-        async with running_worker(settings, **options) as worker, asyncio.timeout(within):
-            while True:
-                if await done():
-                    break
-                await asyncio.sleep(0.01)
+        async with running_worker(settings, **options) as worker:
+            await eventually(done, within=within, step=0.01)
         return worker
 
     return run

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from worker_fakes import CLIENT_SECRET, FakeOrders
 
 import worker.main
 from chassis.jobs import enqueue, job_id_for
+from chassis.testing import eventually
 from chassis.testing.processes import free_port, service_process
 from worker.fulfil import FULFIL_JOB
 from worker.settings import get_settings
@@ -116,11 +116,12 @@ async def test_the_arq_command_runs_the_worker_until_sigterm(
         env=env,
         stop_timeout=10,
     ) as process:
-        async with asyncio.timeout(15):
-            while True:
-                if fake_orders.status_of(order_id) == "fulfilled":
-                    break
-                await asyncio.sleep(0.05)
+        await eventually(
+            lambda: fake_orders.status_of(order_id) == "fulfilled",
+            within=15,
+            step=0.05,
+            message=f"order {order_id} was not fulfilled",
+        )
         async with httpx.AsyncClient() as client:
             ready = await client.get(f"http://127.0.0.1:{port}/health/ready", timeout=5)
 

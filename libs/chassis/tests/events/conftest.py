@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import os
 import shutil
 import signal
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from sqlalchemy.orm import DeclarativeBase
 
 from chassis.events import OutboxMixin
+from chassis.testing import eventually as chassis_eventually
 from chassis.testing.processes import free_port
 
 
@@ -31,26 +32,10 @@ class OutboxEvent(OutboxMixin, Base):
     __tablename__ = "outbox"
 
 
-Condition = Callable[[], bool | Awaitable[bool]]
-
-
-async def _eventually(condition: Condition, *, within: float = 10.0, step: float = 0.01) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        result = condition()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(step)
-
-
 @pytest.fixture
 def eventually() -> Callable[..., Awaitable[None]]:
     """``await eventually(lambda: ..., within=5)``: poll a (sync or async) condition."""
-    return _eventually
+    return functools.partial(chassis_eventually, step=0.01)
 
 
 @pytest.fixture

@@ -4,13 +4,20 @@ SHELL := /bin/bash
 UV ?= uv
 PYTEST_ARGS ?=
 
-.PHONY: help install test lint fmt cov services docs bench coverage-floors
+.PHONY: help install dev demo test lint fmt cov services docs bench coverage-floors
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 install: ## install the workspace (all packages and dev tools) from uv.lock
 	$(UV) sync --locked
+
+dev: ## run the whole platform natively (migrations, users, orders, gateway, worker); Ctrl-C stops it
+	$(UV) sync
+	$(UV) run chassis-dev
+
+demo: ## one user's journey through the running platform (`make dev` in another terminal)
+	$(UV) run chassis-demo
 
 test: ## run the whole test suite against real Postgres and Redis, with the coverage floors
 	$(UV) run coverage erase
@@ -19,7 +26,7 @@ test: ## run the whole test suite against real Postgres and Redis, with the cove
 	$(UV) run coverage report
 	@$(MAKE) --no-print-directory coverage-floors
 
-coverage-floors: ## each package's coverage against its floor (chassis 90 %, services 85 %)
+coverage-floors: ## each package's coverage against its floor (chassis 90 %, services and devkit 85 %)
 	$(UV) run python .ci/coverage_floors.py
 
 cov: test ## the test suite plus an HTML coverage report in htmlcov/

@@ -13,9 +13,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from devkit.commands import HOST, PORTS
 from devkit.processes import http_ready, port_in_use
@@ -47,7 +49,20 @@ def group_members(pgids: set[int]) -> set[int]:
     return members
 
 
+@pytest.fixture
+def empty_redis_db() -> Iterator[None]:
+    """The platform's Redis database, empty before and after (rate-limit windows, queues)."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.flushdb()
+        yield
+        client.flushdb()
+    finally:
+        client.close()
+
+
 @pytest.mark.timeout(300)
+@pytest.mark.usefixtures("empty_redis_db")
 def test_make_dev_runs_the_platform_the_demo_passes_and_sigterm_leaves_nothing(
     tmp_path: Path,
 ) -> None:

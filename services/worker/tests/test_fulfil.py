@@ -88,7 +88,7 @@ async def test_a_pending_order_is_confirmed_then_fulfilled(
 ) -> None:
     log_lines = capture_logs(monkeypatch)
     order_id = fake_orders.add_order()
-    successes = sample("job_outcomes_total", job=FULFIL_JOB, outcome="success")
+    successes = sample("job_outcomes_total", task=FULFIL_JOB, outcome="success")
     job = await enqueue_fulfil(arq_pool, order_id, queue_name)
 
     await run_worker(make_settings(log={"json_output": True}))
@@ -97,7 +97,7 @@ async def test_a_pending_order_is_confirmed_then_fulfilled(
     assert fake_orders.status_of(order_id) == "fulfilled"
     assert fake_orders.event_types(order_id) == ["order.confirmed", "order.fulfilled"]
     assert [e["previous_status"] for e in fake_orders.events] == ["pending", "confirmed"]
-    assert sample("job_outcomes_total", job=FULFIL_JOB, outcome="success") == successes + 1
+    assert sample("job_outcomes_total", task=FULFIL_JOB, outcome="success") == successes + 1
     logged = [
         line
         for line in log_lines()
@@ -334,14 +334,14 @@ async def test_orders_down_longer_than_the_client_retries_reschedules_the_job(
 ) -> None:
     order_id = fake_orders.add_order()
     fake_orders.fail_with.extend([503, 503, 503])
-    retried = sample("job_outcomes_total", job=FULFIL_JOB, outcome="retry")
+    retried = sample("job_outcomes_total", task=FULFIL_JOB, outcome="retry")
     job = await enqueue_fulfil(arq_pool, order_id, queue_name)
 
     worker = await run_worker(make_settings())
 
     assert await outcome(job) == (True, "fulfilled", 2)
     assert worker.jobs_retried == 1
-    assert sample("job_outcomes_total", job=FULFIL_JOB, outcome="retry") == retried + 1
+    assert sample("job_outcomes_total", task=FULFIL_JOB, outcome="retry") == retried + 1
     assert fake_orders.event_types(order_id) == ["order.confirmed", "order.fulfilled"]
 
 

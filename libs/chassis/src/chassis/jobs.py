@@ -150,8 +150,8 @@ def instrument_job(name: str, function: JobFunction) -> WorkerCoroutine:
                 outcome = "success"
                 return result
         finally:
-            JOB_DURATION.labels(job=name).observe(time.perf_counter() - started)
-            JOB_OUTCOMES.labels(job=name, outcome=outcome).inc()
+            JOB_DURATION.labels(task=name).observe(time.perf_counter() - started)
+            JOB_OUTCOMES.labels(task=name, outcome=outcome).inc()
             structlog.contextvars.reset_contextvars(**log_tokens)
             request_id_var.reset(request_token)
 

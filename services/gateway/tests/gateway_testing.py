@@ -30,6 +30,7 @@ from starlette.requests import ClientDisconnect
 
 from chassis.auth import SigningKey, generate_rsa_key, render_jwks, sign_token
 from chassis.events import EventEnvelope, EventPublisher
+from chassis.testing.overrides import deep_merge
 from chassis.testing.servers import serve_in_thread
 from chassis.types import ASGIApp, Receive, Scope, Send
 from gateway.main import create_app
@@ -342,16 +343,6 @@ def fake_orders(tokens: Tokens, state: OrdersState) -> ASGIApp:
 
 
 # --- the gateway under test ------------------------------------------------------------------
-def deep_merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def fast_upstream(base_url: str) -> dict[str, Any]:
     return {
         "base_url": base_url,

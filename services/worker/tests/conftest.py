@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import sys
 import uuid
-import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,8 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker, create_worker
 
 from chassis.testing import eventually
+from chassis.testing.jobs import close_worker, run_burst
+from chassis.testing.overrides import deep_merge
 from chassis.testing.processes import free_port
 from chassis.testing.servers import serve_in_thread
 
@@ -54,16 +55,6 @@ def queue_name() -> str:
     return f"arq:test:{uuid.uuid4().hex[:10]}"
 
 
-def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def fast_upstream(base_url: str) -> dict[str, Any]:
     return {
         "base_url": base_url,
@@ -96,7 +87,7 @@ def make_settings(
             },
             "crons": {"enabled": False},
         }
-        return WorkerSettings(**_merge(values, overrides))
+        return WorkerSettings(**deep_merge(values, overrides))
 
     return make
 
@@ -110,13 +101,6 @@ async def arq_pool(redis_url: str) -> AsyncIterator[ArqRedis]:
         await pool.aclose()
 
 
-async def close_worker(worker: Worker) -> None:
-    # arq 0.28 closes its pool with redis' deprecated close(); not ours to fix.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        await worker.close()
-
-
 RunWorker = Callable[..., Awaitable[Worker]]
 
 
@@ -125,18 +109,15 @@ def run_worker() -> RunWorker:
     """``await run_worker(settings, rng=..., **worker_options)``: a burst worker until idle."""
 
     async def run(settings: WorkerSettings, *, rng: Any = None, **options: Any) -> Worker:
-        worker = create_worker(
-            build_worker_settings(settings, rng=rng),
-            burst=True,
-            handle_signals=False,
-            poll_delay=0.01,
-            **options,
+        return await run_burst(
+            create_worker(
+                build_worker_settings(settings, rng=rng),
+                burst=True,
+                handle_signals=False,
+                poll_delay=0.01,
+                **options,
+            )
         )
-        try:
-            await worker.async_run()
-        finally:
-            await close_worker(worker)
-        return worker
 
     return run
 

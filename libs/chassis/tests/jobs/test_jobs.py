@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-import warnings
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -28,6 +27,8 @@ from chassis.jobs import (
     worker_settings,
 )
 from chassis.settings import BaseServiceSettings
+from chassis.testing.jobs import close_worker
+from chassis.testing.jobs import run_burst as run_worker_burst
 
 
 def sample(name: str, **labels: str) -> float:
@@ -64,27 +65,17 @@ def sampled_remote_parent() -> tuple[otel_context.Context, SpanContext]:
 
 
 async def run_burst(redis_url: str, queue: str, functions: list[Any], **options: Any) -> Worker:
-    worker = Worker(
-        functions=functions,
-        redis_settings=RedisSettings.from_dsn(redis_url),
-        queue_name=queue,
-        burst=True,
-        handle_signals=False,
-        poll_delay=0.01,
-        **options,
+    return await run_worker_burst(
+        Worker(
+            functions=functions,
+            redis_settings=RedisSettings.from_dsn(redis_url),
+            queue_name=queue,
+            burst=True,
+            handle_signals=False,
+            poll_delay=0.01,
+            **options,
+        )
     )
-    try:
-        await worker.async_run()
-    finally:
-        await close_worker(worker)
-    return worker
-
-
-async def close_worker(worker: Worker) -> None:
-    # arq 0.28 closes its pool with redis' deprecated close(); not ours to fix.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        await worker.close()
 
 
 def test_job_ids_are_deterministic_per_name_and_parts() -> None:

@@ -10,49 +10,26 @@ orders and worker spans of the first order.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
-from typing import Any
 
 import httpx
 import pytest
 import websockets
 
-from tests.e2e.conftest import Platform
+from tests.e2e.conftest import E2EPlatform
+from tests.support.accounts import ORDER, next_order_event, sign_up_and_log_in
 
 pytestmark = pytest.mark.e2e
 
 EVENT_DEADLINE_SECONDS = 20.0
-ORDER = {"items": [{"sku": "BOOK-1", "quantity": 2, "unit_price_minor": 1250}], "currency": "EUR"}
 
 
 def step(message: str) -> None:
     print(f"[journey] {message}", flush=True)
 
 
-async def sign_up_and_log_in(client: httpx.AsyncClient, name: str) -> dict[str, Any]:
-    email = f"{name}-{uuid.uuid4().hex[:8]}@example.com"
-    password = "correct horse battery staple"
-    signup = await client.post("/api/v1/auth/signup", json={"email": email, "password": password})
-    assert signup.status_code == 201, signup.text
-    login = await client.post("/api/v1/auth/login", json={"email": email, "password": password})
-    assert login.status_code == 200, login.text
-    return {"email": email, "user": signup.json(), **login.json()}
-
-
-async def next_order_event(socket: Any, *, deadline: float) -> dict[str, Any]:
-    while True:
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, "no order event before the deadline"
-        message = json.loads(await asyncio.wait_for(socket.recv(), timeout=remaining))
-        # Heartbeats ({"type": "heartbeat"}) keep the socket alive in between.
-        if message["type"] == "event":
-            event: dict[str, Any] = message["event"]
-            return event
-
-
-async def test_order_journey(platform: Platform) -> None:
+async def test_order_journey(platform: E2EPlatform) -> None:
     async with httpx.AsyncClient(base_url=platform.gateway, timeout=10) as client:
         alice = await sign_up_and_log_in(client, "alice")
         step(f"signed up and logged in as {alice['email']}")
@@ -129,7 +106,7 @@ async def test_order_journey(platform: Platform) -> None:
     await assert_one_trace_links_gateway_orders_and_worker(platform)
 
 
-async def assert_one_trace_links_gateway_orders_and_worker(platform: Platform) -> None:
+async def assert_one_trace_links_gateway_orders_and_worker(platform: E2EPlatform) -> None:
     """The first order's trace (the earliest POST at the gateway) reaches orders and the worker."""
     deadline = time.monotonic() + 15
     while True:

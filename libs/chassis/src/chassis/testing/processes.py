@@ -34,25 +34,50 @@ def service_process(
     Yields the process; on exit sends SIGTERM to the group (workers included)
     and SIGKILL if it has not gone in `stop_timeout` seconds.
     """
+    process = start_process(command, ready_url=ready_url, env=env, timeout=timeout)
+    try:
+        yield process
+    finally:
+        stop_process_group(process, timeout=stop_timeout)
+
+
+def start_process(
+    command: Sequence[str],
+    *,
+    ready_url: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+) -> subprocess.Popen[bytes]:
+    """Start `command` in its own process group and wait until `ready_url` answers below 500.
+
+    The caller owns the process (stop it with `stop_process_group`); it is
+    stopped here only when it does not become ready.
+    """
     process = subprocess.Popen(  # noqa: S603 - the caller's own command
         list(command), env={**os.environ, **(env or {})}, start_new_session=True
     )
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{command[0]} exited early with {process.returncode}")
-            try:
-                if httpx.get(ready_url, timeout=1).status_code < 500:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{ready_url} did not answer within {timeout:g}s")
-            time.sleep(0.1)
-        yield process
-    finally:
-        stop_process_group(process, timeout=stop_timeout)
+        wait_until_ready(process, ready_url, timeout=timeout)
+    except BaseException:
+        stop_process_group(process, timeout=5)
+        raise
+    return process
+
+
+def wait_until_ready(process: subprocess.Popen[bytes], ready_url: str, *, timeout: float) -> None:
+    """Poll `ready_url` until it answers below 500; fail if the process exits first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited early with {process.returncode}")
+        try:
+            if httpx.get(ready_url, timeout=1).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{ready_url} did not answer within {timeout:g}s")
+        time.sleep(0.1)
 
 
 def stop_process_group(process: subprocess.Popen[bytes], *, timeout: float = 15.0) -> None:

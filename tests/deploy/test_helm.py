@@ -1,0 +1,736 @@
+"""The Helm chart (deploy/helm/chassis) checked offline with Helm's own engine.
+
+Every values set is linted strictly, rendered and validated object by object against the
+Kubernetes schemas of the oldest supported and a recent version (kubernetes-validate,
+strict: unknown fields fail). The assertions then read the rendered objects the way a
+reviewer would: resources, probes, security, disruption budgets, network policies,
+migration hooks, secrets, the optional monitoring objects and the values schema.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.deploy.k8s import (
+    CHART,
+    KUBE_VERSIONS,
+    MONITORING_APIS,
+    NAMESPACE,
+    RELEASE,
+    ROOT,
+    SECRET_KEY,
+    SECRET_REFERENCE_KEYS,
+    SERVICES,
+    VALUES_SETS,
+    Rendered,
+    containers,
+    deep_merge,
+    pod_spec,
+    render,
+    render_set,
+    values_of,
+    workloads,
+)
+
+helm_python = pytest.importorskip("helm_python", reason="helm-python-sdk is not installed")
+kubernetes_validate = pytest.importorskip(
+    "kubernetes_validate", reason="kubernetes-validate is not installed"
+)
+
+PORTS = {"users": 8001, "orders": 8002, "gateway": 8000, "worker": 8003}
+HTTP_SERVICES = ("users", "orders", "gateway")
+RULES_FILE = ROOT / "deploy" / "observability" / "prometheus" / "rules" / "chassis.yml"
+
+
+def name(component: str) -> str:
+    return f"{RELEASE}-{component}"
+
+
+def deployment(rendered: Rendered, service: str) -> dict[str, Any]:
+    return rendered.get("Deployment", name(service))
+
+
+def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {item["name"]: item for item in container.get("env", [])}
+
+
+def selector_components(peers: list[dict[str, Any]]) -> set[str]:
+    return {
+        peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+        for peer in peers
+        if "podSelector" in peer and "matchLabels" in peer["podSelector"]
+    }
+
+
+# --- lint, render, validate --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values_set", VALUES_SETS)
+def test_chart_lints_strictly(values_set: str) -> None:
+    report = helm_python.lint(
+        str(CHART), values_of(values_set), strict=True, kube_version=f"v{KUBE_VERSIONS[0]}"
+    )
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert report["errors"] == [], report["errors"]
+    assert problems == [], problems
+
+
+def test_lint_reports_values_the_schema_refuses() -> None:
+    report = helm_python.lint(str(CHART), {"gateway": {"replicaCount": "three"}}, strict=True)
+    errors = " ".join(m["error"] for m in report["messages"] if m["severity"] >= 3)
+    assert "replicaCount" in errors
+
+
+@pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
+@pytest.mark.parametrize("values_set", VALUES_SETS)
+def test_every_rendered_object_is_valid_for_kubernetes(values_set: str, kube_version: str) -> None:
+    values = deep_merge(values_of(values_set), {"loadtest": {"enabled": True}})
+    rendered = render(values, api_versions=MONITORING_APIS, kube_version=kube_version)
+    checked = 0
+    for obj in rendered.objects:
+        if obj["apiVersion"].startswith("monitoring.coreos.com/"):
+            continue  # CRDs: no upstream schema; their fields are asserted below
+        where = f"{obj['kind']}/{obj['metadata']['name']}"
+        try:
+            kubernetes_validate.validate(obj, kube_version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(f"{where} ({values_set}, {kube_version}): {error.message} at {error.path}")
+        checked += 1
+    assert checked >= 20
+
+
+@pytest.mark.parametrize("values_set", VALUES_SETS)
+def test_every_object_is_namespaced_to_the_release_and_labelled(values_set: str) -> None:
+    for obj in render_set(values_set).objects:
+        metadata = obj["metadata"]
+        assert metadata["namespace"] == NAMESPACE, metadata["name"]
+        assert metadata["labels"]["app.kubernetes.io/instance"] == RELEASE, metadata["name"]
+        assert metadata["name"].startswith(f"{RELEASE}"), metadata["name"]
+
+
+def test_notes_render_with_the_way_in() -> None:
+    notes = render_set("default").notes
+    assert f"port-forward svc/{name('gateway')} 8000:8000" in notes
+    assert f"helm test {RELEASE}" in notes
+    assert "chassis-secrets/worker-client-secret" in notes
+    assert "api.chassis.example.com" in render_set("prod").notes
+
+
+# --- containers: resources, probes, security, images -------------------------------------
+
+
+def all_containers(values_set: str) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    values = deep_merge(values_of(values_set), {"loadtest": {"enabled": True}})
+    for obj in workloads(render(values)):
+        for container in containers(obj):
+            yield f"{obj['kind']}/{obj['metadata']['name']}", obj, container
+
+
+@pytest.mark.parametrize("values_set", VALUES_SETS)
+def test_every_container_has_requests_and_limits(values_set: str) -> None:
+    for where, _, container in all_containers(values_set):
+        resources = container.get("resources", {})
+        for kind in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(resources.get(kind, {})), f"{where}: {kind}"
+
+
+@pytest.mark.parametrize("values_set", VALUES_SETS)
+def test_every_container_runs_locked_down(values_set: str) -> None:
+    for where, obj, container in all_containers(values_set):
+        pod = pod_spec(obj)
+        assert pod["securityContext"]["runAsNonRoot"] is True, where
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", where
+        assert pod["automountServiceAccountToken"] is False, where
+        security = container["securityContext"]
+        assert security["runAsNonRoot"] is True, where
+        assert security["allowPrivilegeEscalation"] is False, where
+        assert security["capabilities"]["drop"] == ["ALL"], where
+        mounts = {mount["mountPath"]: mount["name"] for mount in container.get("volumeMounts", [])}
+        if values_set != "dev":
+            assert security["readOnlyRootFilesystem"] is True, where
+        if "readOnlyRootFilesystem" in security and obj["kind"] != "Pod":
+            # Everything the image writes goes to /tmp: an emptyDir.
+            volumes = {volume["name"]: volume for volume in pod.get("volumes", [])}
+            assert "emptyDir" in volumes[mounts["/tmp"]], where  # noqa: S108 - a mount path
+
+
+def test_only_the_dev_set_has_a_writable_root_filesystem_for_live_update() -> None:
+    for _, _, container in all_containers("dev"):
+        assert container["securityContext"]["readOnlyRootFilesystem"] is False
+
+
+@pytest.mark.parametrize("values_set", VALUES_SETS)
+def test_every_service_has_startup_liveness_and_readiness_probes(values_set: str) -> None:
+    rendered = render_set(values_set)
+    for service in SERVICES:
+        (container,) = containers(deployment(rendered, service))
+        assert container["ports"] == [
+            {"name": "http", "containerPort": PORTS[service], "protocol": "TCP"}
+        ]
+        expected = {
+            "startupProbe": "/health/live",
+            "livenessProbe": "/health/live",
+            "readinessProbe": "/health/ready",
+        }
+        for probe, path in expected.items():
+            assert container[probe]["httpGet"] == {"path": path, "port": "http"}, (service, probe)
+        # Startup allows a slow first start before liveness may kill the container.
+        startup = container["startupProbe"]
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= 30
+
+
+@pytest.mark.parametrize("values_set", VALUES_SETS)
+def test_no_image_is_latest_or_untagged(values_set: str) -> None:
+    for where, _, container in all_containers(values_set):
+        image = container["image"]
+        reference = image.split("@", 1)[0]
+        repository, _, tag = reference.rpartition(":")
+        assert repository, f"{where}: {image} is untagged"
+        assert "/" not in tag, f"{where}: {image} is untagged"
+        assert tag != "latest", f"{where}: {image}"
+
+
+def test_images_take_the_registry_tag_and_digest_from_values() -> None:
+    digest = "sha256:" + "a" * 64
+    rendered = render(
+        {
+            "image": {"registry": "registry.example.com/team/", "tag": "1.2.3"},
+            "gateway": {"image": {"digest": digest}},
+        }
+    )
+    (users,) = containers(deployment(rendered, "users"))
+    (gateway,) = containers(deployment(rendered, "gateway"))
+    assert users["image"] == "registry.example.com/team/chassis-users:1.2.3"
+    assert gateway["image"] == f"registry.example.com/team/chassis-gateway:1.2.3@{digest}"
+    (default,) = containers(deployment(render(), "orders"))
+    app_version = helm_python.Chart.load(str(CHART)).metadata["appVersion"]
+    assert default["image"] == f"chassis-orders:{app_version}"
+
+
+# --- shutdown: grace period and preStop ----------------------------------------------------
+
+
+@pytest.mark.parametrize("values_set", VALUES_SETS)
+def test_grace_period_outlasts_the_pre_stop_pause_and_the_graceful_timeout(
+    values_set: str,
+) -> None:
+    rendered = render_set(values_set)
+    for service in SERVICES:
+        obj = deployment(rendered, service)
+        (container,) = containers(obj)
+        config = rendered.get("ConfigMap", name(service))["data"]
+        graceful = int(config["GRACEFUL_TIMEOUT"])
+        pause = 0
+        if "lifecycle" in container:
+            command = container["lifecycle"]["preStop"]["exec"]["command"]
+            assert command[0] == "sleep", service
+            pause = int(command[1])
+        grace = pod_spec(obj)["terminationGracePeriodSeconds"]
+        assert grace > pause + graceful, (service, grace, pause, graceful)
+        if service in HTTP_SERVICES:
+            assert pause > 0, f"{service}: no preStop pause to let endpoints drain"
+
+
+def test_the_entrypoint_reads_the_graceful_timeout_the_chart_sets() -> None:
+    entrypoint = (ROOT / "docker" / "entrypoint.sh").read_text()
+    assert '--timeout-graceful-shutdown "$GRACEFUL_TIMEOUT"' in entrypoint
+    assert "SERVER__GRACEFUL_TIMEOUT_SECONDS" in entrypoint
+    # The preStop hook execs `sleep`: the runtime image is Debian slim, which has it.
+    assert re.search(r"^ARG PYTHON_BASE=python:3\.11-slim", (ROOT / "Dockerfile").read_text(), re.M)
+
+
+# --- scaling and disruption ------------------------------------------------------------------
+
+
+def replicas_at_least(rendered: Rendered, service: str) -> int:
+    hpas = [
+        h
+        for h in rendered.of_kind("HorizontalPodAutoscaler")
+        if h["metadata"]["name"] == name(service)
+    ]
+    if hpas:
+        return int(hpas[0]["spec"]["minReplicas"])
+    return int(deployment(rendered, service)["spec"]["replicas"])
+
+
+@pytest.mark.parametrize("values_set", VALUES_SETS)
+def test_each_multi_replica_deployment_has_a_disruption_budget(values_set: str) -> None:
+    rendered = render_set(values_set)
+    budgets = {pdb["metadata"]["name"]: pdb for pdb in rendered.of_kind("PodDisruptionBudget")}
+    for obj in rendered.of_kind("Deployment"):
+        deployment_name = obj["metadata"]["name"]
+        service = deployment_name.removeprefix(f"{RELEASE}-")
+        if service not in SERVICES or replicas_at_least(rendered, service) < 2:
+            continue
+        assert deployment_name in budgets, f"{deployment_name} ({values_set}) has no PDB"
+        selector = budgets[deployment_name]["spec"]["selector"]["matchLabels"]
+        assert selector == obj["spec"]["selector"]["matchLabels"]
+
+
+def test_prod_autoscales_every_service_and_spreads_across_zones() -> None:
+    rendered = render_set("prod")
+    for service in SERVICES:
+        hpa = rendered.get("HorizontalPodAutoscaler", name(service))
+        assert hpa["spec"]["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": name(service),
+        }
+        assert hpa["spec"]["minReplicas"] >= 2
+        assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+        obj = deployment(rendered, service)
+        assert "replicas" not in obj["spec"], "the HPA owns the replica count"
+        spread = pod_spec(obj)["topologySpreadConstraints"]
+        zone = next(c for c in spread if c["topologyKey"] == "topology.kubernetes.io/zone")
+        assert zone["whenUnsatisfiable"] == "DoNotSchedule"
+        assert zone["labelSelector"]["matchLabels"] == obj["spec"]["selector"]["matchLabels"]
+
+
+def test_dev_runs_one_replica_each_with_debug_logs() -> None:
+    rendered = render_set("dev")
+    for service in SERVICES:
+        assert deployment(rendered, service)["spec"]["replicas"] == 1
+        config = rendered.get("ConfigMap", name(service))["data"]
+        assert config[f"{service.upper()}_LOG__LEVEL"] == "DEBUG"
+    assert rendered.of_kind("HorizontalPodAutoscaler") == []
+    assert rendered.of_kind("PodDisruptionBudget") == []
+
+
+def test_custom_metrics_are_appended_to_the_cpu_target() -> None:
+    custom = {
+        "type": "Pods",
+        "pods": {
+            "metric": {"name": "http_requests_per_second"},
+            "target": {"type": "AverageValue", "averageValue": "100"},
+        },
+    }
+    rendered = render({"gateway": {"autoscaling": {"enabled": True, "customMetrics": [custom]}}})
+    metrics = rendered.get("HorizontalPodAutoscaler", name("gateway"))["spec"]["metrics"]
+    assert [m["type"] for m in metrics] == ["Resource", "Pods"]
+    assert metrics[1] == custom
+
+
+def test_a_budget_with_both_bounds_is_refused() -> None:
+    with pytest.raises(helm_python.HelmError, match="exactly one of minAvailable"):
+        render({"users": {"podDisruptionBudget": {"enabled": True, "minAvailable": 1}}})
+
+
+# --- network policies ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values_set", VALUES_SETS)
+def test_each_service_has_a_network_policy(values_set: str) -> None:
+    rendered = render_set(values_set)
+    for service in SERVICES:
+        policy = rendered.get("NetworkPolicy", name(service))
+        spec = policy["spec"]
+        assert (
+            spec["podSelector"]["matchLabels"]
+            == deployment(rendered, service)["spec"]["selector"]["matchLabels"]
+        )
+        assert spec["policyTypes"] == ["Ingress", "Egress"]
+
+
+def ingress_sources(rendered: Rendered, service: str) -> list[list[dict[str, Any]] | None]:
+    """Each ingress rule's peers (None: from anywhere), without the metrics scrapers."""
+    metrics = rendered_values_metrics_from()
+    rules = rendered.get("NetworkPolicy", name(service))["spec"]["ingress"]
+    return [rule.get("from") for rule in rules if rule.get("from") != metrics]
+
+
+def rendered_values_metrics_from() -> list[dict[str, Any]]:
+    values: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
+    peers: list[dict[str, Any]] = values["networkPolicy"]["metricsFrom"]
+    return peers
+
+
+def test_only_the_gateway_takes_traffic_from_outside_the_release() -> None:
+    rendered = render_set("default")
+    assert ingress_sources(rendered, "gateway") == [None]
+    users = ingress_sources(rendered, "users")
+    assert len(users) == 1
+    assert users[0] is not None
+    # orders asks users for its JWKS; nothing else reaches users.
+    assert selector_components(users[0]) == {"gateway", "orders", "worker"}
+    orders = ingress_sources(rendered, "orders")
+    assert orders[0] is not None
+    assert selector_components(orders[0]) == {"gateway", "worker"}
+    assert ingress_sources(rendered, "worker") == []
+
+
+def test_a_narrowed_gateway_still_admits_the_test_pod_and_locust() -> None:
+    rendered = render_set("prod")
+    (peers,) = ingress_sources(rendered, "gateway")
+    assert peers is not None
+    assert peers[0]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "ingress-nginx"
+    }
+    assert selector_components(peers) == {"test"}
+    with_locust = render(deep_merge(values_of("prod"), {"loadtest": {"enabled": True}}))
+    (peers,) = ingress_sources(with_locust, "gateway")
+    assert peers is not None
+    assert selector_components(peers) == {"test", "loadtest-master", "loadtest-worker"}
+
+
+def egress_ports(rendered: Rendered, policy: str) -> set[int]:
+    return {
+        port["port"]
+        for rule in rendered.get("NetworkPolicy", name(policy))["spec"]["egress"]
+        for port in rule["ports"]
+    }
+
+
+def test_egress_goes_only_to_dns_redis_the_collector_postgres_and_upstreams() -> None:
+    rendered = render_set("default")
+    base = {53, 6379, 4317, 4318}
+    assert egress_ports(rendered, "users") == base | {5432}
+    assert egress_ports(rendered, "orders") == base | {5432, 8001}
+    assert egress_ports(rendered, "gateway") == base | {8001, 8002}
+    assert egress_ports(rendered, "worker") == base | {8001, 8002}
+    for migration in ("users-migrate", "orders-migrate"):
+        assert egress_ports(rendered, migration) == {53, 5432}
+
+
+def test_dev_policies_reach_only_the_dev_postgres_pod() -> None:
+    rendered = render_set("dev")
+    rules = rendered.get("NetworkPolicy", name("orders"))["spec"]["egress"]
+    postgres = next(rule for rule in rules if rule["ports"][0]["port"] == 5432)
+    assert postgres["to"] == [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "postgres"}}}
+    ]
+
+
+def test_policies_can_be_turned_off() -> None:
+    assert render({"networkPolicy": {"enabled": False}}).of_kind("NetworkPolicy") == []
+
+
+# --- migrations -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values_set", VALUES_SETS)
+def test_migrations_are_a_pre_install_and_pre_upgrade_hook_per_database(values_set: str) -> None:
+    rendered = render_set(values_set)
+    jobs = {job["metadata"]["name"]: job for job in rendered.of_kind("Job")}
+    assert set(jobs) == {name("users-migrate"), name("orders-migrate")}
+    for service in ("users", "orders"):
+        job = jobs[name(f"{service}-migrate")]
+        annotations = job["metadata"]["annotations"]
+        assert set(annotations["helm.sh/hook"].split(",")) == {"pre-install", "pre-upgrade"}
+        assert "before-hook-creation" in annotations["helm.sh/hook-delete-policy"]
+        pod = pod_spec(job)
+        assert pod["restartPolicy"] == "Never"
+        # A pre-install hook runs before the chart's ServiceAccount exists.
+        assert "serviceAccountName" not in pod
+        (container,) = containers(job)
+        assert "command" not in container
+        assert container["args"] == [
+            "alembic",
+            "-c",
+            f"services/{service}/alembic.ini",
+            "upgrade",
+            "head",
+        ]
+        assert (ROOT / "services" / service / "alembic.ini").is_file()
+        env = env_of(container)
+        assert env[f"{service.upper()}_DATABASE__URL"]["value"].startswith("postgresql+asyncpg://")
+
+
+# --- secrets ----------------------------------------------------------------------------------
+
+
+def walk_strings(node: Any, path: str = "") -> Iterator[tuple[str, str, str]]:
+    """(dotted path, key, value) of every string in a values document."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            child = f"{path}.{key}" if path else str(key)
+            if isinstance(value, str):
+                yield child, str(key), value
+            else:
+                yield from walk_strings(value, child)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from walk_strings(value, f"{path}[{index}]")
+
+
+@pytest.mark.parametrize(
+    "values_file", ["values.yaml", *(f"values-{s}.yaml" for s in VALUES_SETS[1:])]
+)
+def test_no_values_file_holds_a_secret(values_file: str) -> None:
+    document = yaml.safe_load((CHART / values_file).read_text())
+    checked = 0
+    for path, key, value in walk_strings(document):
+        if not SECRET_KEY.search(key):
+            continue
+        checked += 1
+        assert key in SECRET_REFERENCE_KEYS or value == "", f"{values_file}: {path} = {value!r}"
+    if values_file == "values.yaml":
+        assert checked >= 5
+    # No PEM block or URL with credentials anywhere either.
+    text = (CHART / values_file).read_text()
+    assert "-----BEGIN" not in text
+    assert not re.search(r"://[^/\s:@]+:[^/\s@]+@", text), values_file
+
+
+@pytest.mark.parametrize("values_set", VALUES_SETS)
+def test_every_secret_is_read_from_an_existing_secret_named_in_values(values_set: str) -> None:
+    rendered = render_set(values_set)
+    assert rendered.of_kind("Secret") == [], "the chart never creates a Secret"
+    merged = deep_merge(yaml.safe_load((CHART / "values.yaml").read_text()), values_of(values_set))
+    named = {
+        value for path, key, value in walk_strings(merged) if key == "existingSecret" and value
+    }
+    refs = 0
+    for obj in workloads(rendered):
+        for container in containers(obj):
+            for item in container.get("env", []):
+                ref = item.get("valueFrom", {}).get("secretKeyRef")
+                if ref is not None:
+                    refs += 1
+                    assert ref["name"] in named, (obj["metadata"]["name"], ref)
+                elif SECRET_KEY.search(item["name"]) and "$(" not in item.get("value", ""):
+                    pytest.fail(f"{item['name']} is a literal in {obj['metadata']['name']}")
+    assert refs >= 6
+    for config in rendered.of_kind("ConfigMap"):
+        for key in config["data"]:
+            assert not SECRET_KEY.search(key), (config["metadata"]["name"], key)
+
+
+def test_database_and_redis_urls_reference_their_passwords() -> None:
+    rendered = render_set("prod")
+    (users,) = containers(deployment(rendered, "users"))
+    env = list(env_of(users))
+    url = env_of(users)["USERS_DATABASE__URL"]["value"]
+    assert url == (
+        "postgresql+asyncpg://users:$(DATABASE_PASSWORD)@postgres.data.svc.cluster.local:5432/users"
+    )
+    # $(VAR) expands only variables defined earlier in the list.
+    assert env.index("DATABASE_PASSWORD") < env.index("USERS_DATABASE__URL")
+    assert env.index("REDIS_PASSWORD") < env.index("USERS_REDIS__URL")
+    redis_url = env_of(users)["USERS_REDIS__URL"]["value"]
+    assert redis_url == "redis://:$(REDIS_PASSWORD)@redis.data.svc.cluster.local:6379/0"
+    signing = env_of(users)["USERS_SIGNING__PRIVATE_KEY_PEM"]["valueFrom"]["secretKeyRef"]
+    assert signing == {"name": "chassis-secrets", "key": "signing-private-key.pem"}
+    clients = json.loads(env_of(users)["USERS_SERVICE_CLIENTS"]["value"])
+    assert clients == {
+        "worker": {"secret": "$(SERVICE_CLIENT_SECRET)", "scopes": ["orders:internal"]}
+    }
+    (worker,) = containers(deployment(rendered, "worker"))
+    assert (
+        env_of(worker)["WORKER_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"]
+        == (env_of(users)["SERVICE_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"])
+    )
+
+
+def resolved_env(rendered: Rendered, service: str, secrets: dict[str, str]) -> dict[str, str]:
+    """The environment the container gets: ConfigMap, then env with $(VAR) expanded."""
+    (container,) = containers(deployment(rendered, service))
+    env = dict(rendered.get("ConfigMap", name(service))["data"])
+    for item in container["env"]:
+        if "valueFrom" in item:
+            ref = item["valueFrom"]["secretKeyRef"]
+            env[item["name"]] = secrets[ref["key"]]
+        else:
+            env[item["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], item["value"])
+    return env
+
+
+@pytest.fixture(scope="module")
+def signing_key_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+@pytest.mark.parametrize("values_set", ["dev", "staging", "prod"])
+def test_each_service_accepts_the_environment_the_chart_gives_it(
+    values_set: str, signing_key_pem: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chassis.settings import load_settings
+    from gateway.settings import GatewaySettings
+    from orders.settings import OrdersSettings
+    from users.settings import UsersSettings
+    from worker.settings import WorkerSettings
+
+    classes = {
+        "users": UsersSettings,
+        "orders": OrdersSettings,
+        "gateway": GatewaySettings,
+        "worker": WorkerSettings,
+    }
+    secrets = {
+        "users-db-password": "users0password",
+        "orders-db-password": "orders0password",
+        "worker-client-secret": "a-worker-client-secret-of-length",
+        "redis-password": "redis0password",
+        "signing-private-key.pem": signing_key_pem,
+    }
+    rendered = render_set(values_set)
+    expected_environment = values_of(values_set)["environment"]
+    for service, cls in classes.items():
+        env = resolved_env(rendered, service, secrets)
+        with monkeypatch.context() as patch:
+            for key in list(os.environ):
+                if key.startswith(f"{service.upper()}_"):
+                    patch.delenv(key)
+            for key, value in env.items():
+                patch.setenv(key, value)
+            settings: Any = load_settings(cls)  # type: ignore[type-var]
+        assert settings.environment == expected_environment, service
+        assert settings.server.host == "0.0.0.0", service  # noqa: S104 - inside the pod
+        assert "$(" not in str(settings.redis.url)
+        if service in ("users", "orders"):
+            assert "$(" not in str(settings.database.url)
+        if service == "users":
+            client = settings.service_clients["worker"]
+            assert client.secret.get_secret_value() == secrets["worker-client-secret"]
+        if service == "gateway":
+            assert str(settings.upstreams["users"].base_url).startswith(
+                f"http://{name('users')}:8001"
+            )
+
+
+# --- monitoring ---------------------------------------------------------------------------
+
+
+def test_monitoring_objects_render_only_where_the_cluster_has_their_api() -> None:
+    without = render_set("default")
+    assert without.of_kind("ServiceMonitor") == []
+    assert without.of_kind("PrometheusRule") == []
+    with_api = render_set("default", monitoring=True)
+    monitors = {m["metadata"]["name"]: m for m in with_api.of_kind("ServiceMonitor")}
+    assert set(monitors) == {name(s) for s in SERVICES}
+    for service in SERVICES:
+        spec = monitors[name(service)]["spec"]
+        service_obj = with_api.get("Service", name(service))
+        assert spec["selector"]["matchLabels"] == service_obj["spec"]["selector"]
+        assert spec["endpoints"][0]["port"] == service_obj["spec"]["ports"][0]["name"]
+        assert spec["endpoints"][0]["path"] == "/metrics"
+    assert len(with_api.of_kind("PrometheusRule")) == 1
+
+
+def test_monitoring_objects_can_be_turned_off_even_with_the_api() -> None:
+    off = {"metrics": {"serviceMonitor": {"enabled": False}, "prometheusRule": {"enabled": False}}}
+    rendered = render(off, api_versions=MONITORING_APIS)
+    assert rendered.of_kind("ServiceMonitor") == []
+    assert rendered.of_kind("PrometheusRule") == []
+
+
+def test_the_prometheus_rule_carries_the_observability_alert_rules() -> None:
+    copied = CHART / "files" / "prometheus-rules.yml"
+    assert copied.read_text() == RULES_FILE.read_text(), (
+        "deploy/helm/chassis/files/prometheus-rules.yml must equal "
+        "deploy/observability/prometheus/rules/chassis.yml: copy it over"
+    )
+    (rule,) = render_set("prod", monitoring=True).of_kind("PrometheusRule")
+    assert rule["spec"] == yaml.safe_load(RULES_FILE.read_text())
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+
+# --- ingress, test hook, locust -----------------------------------------------------------
+
+
+def test_the_ingress_routes_to_the_gateway_service() -> None:
+    assert render_set("default").of_kind("Ingress") == []
+    ingress = render_set("prod").get("Ingress", name("gateway"))
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == "api.chassis.example.com"
+    backend = rule["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": name("gateway"), "port": {"name": "http"}}
+    assert ingress["spec"]["tls"][0]["secretName"] == "chassis-tls"
+
+
+def test_the_helm_test_pod_waits_for_gateway_readiness() -> None:
+    (pod,) = render_set("default").of_kind("Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert pod["metadata"]["labels"]["app.kubernetes.io/component"] == "test"
+    (container,) = containers(pod)
+    script = container["command"][-1]
+    assert f"http://{name('gateway')}:8000/health/ready" in script
+    compile(script, "helm-test", "exec")
+    assert render_set("dev").of_kind("Pod") == [], "Tilt would run the test pod as a workload"
+
+
+def test_locust_runs_one_master_and_the_configured_workers_against_the_gateway() -> None:
+    assert render_set("default").of_kind("Service") == render(
+        {"loadtest": {"enabled": False}}
+    ).of_kind("Service")
+    rendered = render({"loadtest": {"enabled": True, "workers": 3, "env": {"LOCUST_USERS": 50}}})
+    master = rendered.get("Deployment", name("loadtest-master"))
+    workers = rendered.get("Deployment", name("loadtest-worker"))
+    assert master["spec"]["replicas"] == 1
+    assert workers["spec"]["replicas"] == 3
+    (master_container,) = containers(master)
+    (worker_container,) = containers(workers)
+    assert master_container["args"] == ["--master"]
+    assert worker_container["args"] == ["--worker", "--master-host", name("loadtest-master")]
+    for container in (master_container, worker_container):
+        env = {item["name"]: item["value"] for item in container["env"]}
+        assert env["LOCUST_LOCUSTFILE"] == "/app/loadtests/locustfile.py"
+        assert env["LOCUST_HOST"] == f"http://{name('gateway')}:8000"
+        assert env["LOCUST_USERS"] == "50"
+        assert container["image"] == "chassis-loadtest:0.1.0"
+    service = rendered.get("Service", name("loadtest-master"))
+    assert {p["port"] for p in service["spec"]["ports"]} == {8089, 5557}
+    policy = rendered.get("NetworkPolicy", name("loadtest"))
+    assert {rule["ports"][0]["port"] for rule in policy["spec"]["egress"]} >= {8000, 5557}
+
+
+# --- the values schema -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ({"gateway": {"replicaCount": "two"}}, "want integer"),
+        ({"users": {"port": 70000}}, "maximum"),
+        ({"orders": {"unknownKey": True}}, "additional properties"),
+        ({"unknownTopLevel": 1}, "additional properties"),
+        ({"environment": "prod"}, "environment"),
+        ({"image": {"tag": "latest"}}, "tag"),
+        ({"worker": {"signingKey": {"existingSecret": "x"}}}, "worker"),
+        ({"gateway": {"resources": {"limits": None}}}, "limits"),
+        ({"networkPolicy": {"postgres": {"to": [], "ports": []}}}, "postgres"),
+    ],
+)
+def test_the_values_schema_refuses(values: dict[str, Any], complaint: str) -> None:
+    with (
+        helm_python.Chart.load(str(CHART)) as chart,
+        pytest.raises(helm_python.HelmValuesError) as refused,
+    ):
+        chart.validate_schema(values)
+    assert complaint in str(refused.value)
+
+
+@pytest.mark.parametrize("values_set", VALUES_SETS)
+def test_the_values_schema_accepts_every_values_set(values_set: str) -> None:
+    with helm_python.Chart.load(str(CHART)) as chart:
+        chart.validate_schema(values_of(values_set))
+
+
+def test_a_changed_setting_rolls_only_that_services_pods() -> None:
+    def checksums(rendered: Rendered) -> dict[str, str]:
+        return {
+            service: deployment(rendered, service)["spec"]["template"]["metadata"]["annotations"][
+                "checksum/config"
+            ]
+            for service in SERVICES
+        }
+
+    before = checksums(render())
+    after = checksums(render({"gateway": {"env": {"GATEWAY_OVERVIEW__RECENT_ORDERS": "7"}}}))
+    assert [s for s in SERVICES if before[s] != after[s]] == ["gateway"]
+    everywhere = checksums(render({"log": {"level": "WARNING"}}))
+    assert all(before[s] != everywhere[s] for s in SERVICES)

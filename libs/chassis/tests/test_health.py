@@ -105,6 +105,23 @@ async def test_shutdown_turns_ready_503_but_live_stays_200() -> None:
     assert live.status_code == 200
 
 
+async def test_shutdown_answers_503_at_once_without_running_the_checks() -> None:
+    registry = ReadinessRegistry()
+    calls: list[str] = []
+
+    async def slow_database(app: object) -> None:
+        calls.append("database")
+        await asyncio.sleep(1.5)
+
+    registry.add("database", slow_database)
+    app = make_app(registry)
+    registry.begin_shutdown()
+    ready = await get(app, "/health/ready")
+    assert ready.status_code == 503
+    assert ready.json() == {"status": "not_ready", "checks": {}, "reason": "shutting down"}
+    assert calls == []
+
+
 def test_shutdown_callbacks_run_once_and_a_failing_one_does_not_stop_the_rest() -> None:
     registry = ReadinessRegistry()
     calls: list[str] = []

@@ -108,11 +108,12 @@ class AppBuilder:
         setup_database(self)
         return self
 
-    def with_redis(self) -> Self:
+    def with_redis(self, *, critical: bool = True) -> Self:
+        """The shared Redis client; `critical=False` for a service that degrades without it."""
         from chassis.redis import setup_redis
 
         self._step("redis")
-        setup_redis(self)
+        setup_redis(self, critical=critical)
         return self
 
     def with_cache(self) -> Self:

@@ -75,6 +75,9 @@ class ReadinessRegistry:
         """
         self._shutdown_callbacks.append(callback)
 
+    def _stopping(self) -> bool:
+        return self._shutting_down
+
     def begin_shutdown(self) -> None:
         if self._shutting_down:
             return
@@ -88,9 +91,15 @@ class ReadinessRegistry:
 
     async def run(self, app: FastAPI) -> tuple[bool, dict[str, Any]]:
         """Run every check concurrently; return (ready, report)."""
+        if self._shutting_down:
+            # At once, touching no dependency: the load balancer must see 503 while the
+            # drain window is still open, not after a slow check under load has finished.
+            return False, {"status": "not_ready", "checks": {}, "reason": "shutting down"}
         results = await asyncio.gather(*(self._run_one(app, c) for c in self._checks.values()))
         checks = dict(results)
-        ready = not self._shutting_down and all(
+        # Shutdown may have begun while the checks ran (a method call: re-read, not narrowed).
+        stopping = self._stopping()
+        ready = not stopping and all(
             report["status"] == "ok" or not self._checks[name].critical
             for name, report in checks.items()
         )
@@ -100,7 +109,7 @@ class ReadinessRegistry:
             if report["status"] != "ok" and self._checks[name].critical
         ]
         body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "checks": checks}
-        if self._shutting_down:
+        if stopping:
             body["reason"] = "shutting down"
         elif failed:
             body["failed"] = failed

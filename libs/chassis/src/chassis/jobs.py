@@ -31,6 +31,9 @@ from arq.worker import Function, Retry, func
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry as RedisRetry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from chassis.context import get_request_id, request_id_var
 from chassis.logging import configure_logging
@@ -203,11 +206,30 @@ async def _report_queue_depth(redis: Redis, queue_name: str, interval: float) ->
         await asyncio.sleep(interval)
 
 
+#: How long a worker waits out a lost Redis connection: backoff 0.1 s doubling to 2 s, 35 tries.
+REDIS_OUTAGE_BACKOFF = ExponentialBackoff(cap=2.0, base=0.1)
+REDIS_OUTAGE_RETRIES = 35
+
+
 def redis_settings_for(settings: BaseServiceSettings) -> RedisSettings:
-    """arq's connection settings from the service's ``redis`` group."""
+    """arq's connection settings from the service's ``redis`` group.
+
+    arq's poll loop has no error handling: one failed Redis command ends the
+    worker process. So a command that cannot reach Redis (connection refused or
+    dropped; not a timeout, which may have been applied) is retried with
+    backoff for about a minute, and a Redis restart or blip only pauses the
+    worker; a longer outage still ends it, for its supervisor to restart.
+    """
     redis = RedisSettings.from_dsn(settings.redis.url)
     redis.conn_timeout = max(1, math.ceil(settings.redis.connect_timeout_seconds))
     redis.max_connections = settings.redis.max_connections
+    redis.retry_on_error = [RedisConnectionError]
+    redis.retry = RedisRetry(
+        REDIS_OUTAGE_BACKOFF,
+        REDIS_OUTAGE_RETRIES,
+        # OSError: a refused or timed-out connect, raised bare inside redis-py's own retry.
+        supported_errors=(RedisConnectionError, OSError),  # type: ignore[arg-type]
+    )
     return redis
 
 

@@ -17,7 +17,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from starlette.requests import HTTPConnection
 
-from chassis.settings import RedisSettings
+from chassis.settings import BaseServiceSettings, RedisSettings
 
 if TYPE_CHECKING:
     from chassis.builder import AppBuilder
@@ -40,8 +40,13 @@ def create_redis(settings: RedisSettings, *, client_name: str | None = None) -> 
     return Redis.from_pool(pool)
 
 
-def setup_redis(builder: AppBuilder) -> None:
-    """Builder step: resource ``redis`` and the critical readiness check ``redis`` (PING)."""
+def setup_redis(builder: AppBuilder, *, critical: bool = True) -> None:
+    """Builder step: resource ``redis`` and the readiness check ``redis`` (PING).
+
+    The check is critical unless the service keeps serving without Redis
+    (`critical=False`): then readiness still names Redis when it is down, but
+    does not take every replica out of the load balancer at once.
+    """
     settings = builder.settings
 
     @asynccontextmanager
@@ -55,7 +60,17 @@ def setup_redis(builder: AppBuilder) -> None:
             await client.aclose()
 
     builder.add_resource("redis", redis_client)
-    builder.readiness.add("redis", check_redis)
+    builder.readiness.add("redis", check_redis, critical=critical)
+
+
+def rate_limits_need_redis(settings: BaseServiceSettings) -> bool:
+    """Whether requests fail without Redis: Redis-backed rate limits that fail closed.
+
+    A service whose other uses of Redis degrade (events, an outbox relay) passes
+    this as `critical` to the redis step.
+    """
+    limits = settings.rate_limit
+    return limits.enabled and limits.backend == "redis" and not limits.fail_open
 
 
 async def check_redis(app: FastAPI) -> None:

@@ -77,7 +77,7 @@ async def test_published_events_arrive_with_their_envelope(
         redis, handler=inbox, patterns=[pattern_for("order", prefix=prefix)], consumer="gw"
     ) as subscriber:
         await asyncio.wait_for(subscriber.wait_connected(), 5)
-        assert subscriber.check() == {"reconnects": 0}
+        assert subscriber.check() == {"reconnects": 0, "replayed": 0}
         assert await publisher.publish(created) == 1
         assert await publisher.publish(other_family) == 0
         await eventually(lambda: len(inbox.events) == 1)

@@ -4,6 +4,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import structlog
@@ -27,6 +28,8 @@ from chassis.jobs import (
     worker_settings,
 )
 from chassis.settings import BaseServiceSettings
+from chassis.testing import eventually
+from chassis.testing.faultproxy import FaultProxy
 from chassis.testing.jobs import close_worker
 from chassis.testing.jobs import run_burst as run_worker_burst
 
@@ -336,3 +339,40 @@ async def test_a_worker_without_a_database_opens_none(
 
     assert seen == [set()]
     assert not (tmp_path / "data").exists()
+
+
+async def test_a_worker_waits_out_a_redis_outage_instead_of_exiting(
+    arq_pool: ArqRedis, redis_url: str, queue: str, tmp_path: Any
+) -> None:
+    target = urlsplit(redis_url)
+    name = unique("test.after_outage")
+    ran: list[bool] = []
+
+    @job(name)
+    async def after_outage(ctx: dict[str, Any]) -> None:
+        ran.append(True)
+
+    with FaultProxy(target.hostname or "127.0.0.1", target.port or 6379) as proxy:
+        settings = BaseServiceSettings(
+            service_name="outage",
+            redis={"url": f"redis://{proxy.address}{target.path}"},
+            data_dir=tmp_path / "data",
+        )
+        settings_cls = worker_settings(
+            settings, functions=[after_outage], queue_name=queue, database=False, poll_delay=0.01
+        )
+        worker = create_worker(settings_cls, handle_signals=False)
+        running = asyncio.create_task(worker.async_run())
+        try:
+            await asyncio.sleep(0.3)  # polling the queue through the proxy
+            proxy.down()  # refused and cut: arq's poll loop would raise and end the worker
+            await asyncio.sleep(1.0)
+            assert not running.done(), running.exception()
+            proxy.up()
+            await enqueue(arq_pool, name, queue_name=queue)
+            await eventually(lambda: worker.jobs_complete == 1, within=10)
+            assert ran == [True]
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+            await close_worker(worker)

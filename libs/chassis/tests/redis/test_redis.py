@@ -67,6 +67,20 @@ async def test_readiness_names_redis_when_it_is_down(
     assert response.json()["failed"] == ["redis"]
 
 
+async def test_a_service_that_degrades_without_redis_stays_ready_and_names_it(
+    closed_port: int, make_client: Callable[..., Any]
+) -> None:
+    settings = BaseServiceSettings(
+        redis={"url": f"redis://127.0.0.1:{closed_port}/0", "connect_timeout_seconds": 0.2}
+    )
+    app = AppBuilder(settings).without_middleware().with_redis(critical=False).build()
+    async with make_client(app) as client:
+        response = await client.get("/health/ready")
+    assert response.status_code == 200
+    assert response.json()["checks"]["redis"]["status"] == "failed"
+    assert response.json()["checks"]["redis"]["critical"] is False
+
+
 async def test_handlers_get_the_shared_client_with_bytes_values(
     redis_url: str, make_client: Callable[..., Any]
 ) -> None:

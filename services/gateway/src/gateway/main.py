@@ -11,6 +11,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from chassis.builder import AppBuilder
+from chassis.redis import rate_limits_need_redis
 from gateway.events.router import router as events_router
 from gateway.events.setup import setup_live_events
 from gateway.logging import redact_query_tokens
@@ -45,7 +46,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     builder = (
         AppBuilder(settings, title="gateway", description=DESCRIPTION, openapi_tags=OPENAPI_TAGS)
         .with_tracing()
-        .with_redis()
+        # Redis backs fail-open rate limits and live events: the gateway serves on without
+        # it, so an outage must not take every replica out of the load balancer.
+        .with_redis(critical=rate_limits_need_redis(settings))
         .with_auth()
         .with_http_clients()
         .with_metrics()

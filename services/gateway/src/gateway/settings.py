@@ -93,6 +93,10 @@ class EventsSettings(_Group):
     """Live connections one caller may hold open at once; more are refused."""
     close_timeout_seconds: float = Field(default=5.0, gt=0)
     """How long closing a connection may wait for a client that does not read."""
+    replay_margin_seconds: float = Field(default=30.0, ge=0)
+    """After a Redis outage, events are read back from the replay stream
+    (`<prefix>:replay`, written by orders) from this long before the subscription was
+    found lost; 0 turns replay off (events published while resubscribing are missed)."""
 
 
 class OverviewSettings(_Group):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from chassis.builder import AppBuilder
+from chassis.redis import rate_limits_need_redis
 from orders.internal.router import router as internal_router
 from orders.order.router import router as order_router
 from orders.outbox.relay import setup_outbox_relay
@@ -31,7 +32,8 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         AppBuilder(settings, title="orders", description=DESCRIPTION, openapi_tags=OPENAPI_TAGS)
         .with_tracing()
         .with_database()
-        .with_redis()
+        # Only the outbox relay needs Redis, and it waits: orders are still taken meanwhile.
+        .with_redis(critical=rate_limits_need_redis(settings))
         .with_auth()
         .with_metrics()
     )

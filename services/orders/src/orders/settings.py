@@ -56,6 +56,9 @@ class OutboxSettings(_Group):
     """At shutdown, how long the relay may take to finish the batch in flight."""
     channel_prefix: str = Field(default="events", min_length=1)
     """Prefix of the pub/sub channels (`events.order.created`)."""
+    replay_max_len: int = Field(default=10_000, ge=0)
+    """Events also kept in the replay stream `<channel_prefix>:replay` (about this many,
+    newest) for subscribers catching up after an outage; 0 keeps none."""
 
 
 class JobsSettings(_Group):

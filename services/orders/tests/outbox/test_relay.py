@@ -218,7 +218,9 @@ async def test_orders_are_accepted_while_redis_is_down_and_their_events_wait(
         ready = await client.get("/health/ready")
 
     assert created.status_code == 201
-    assert ready.status_code == 503
+    # Still ready: orders are taken while the relay waits for Redis, which readiness names.
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["redis"]["status"] == "failed"
     assert ready.json()["checks"]["outbox"]["details"]["backlog"] == 1
     [event] = await stored.events()
     assert event.sent_at is None

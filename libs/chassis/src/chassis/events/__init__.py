@@ -15,6 +15,7 @@ from chassis.events.pubsub import (
     EventSubscriber,
     channel_for,
     pattern_for,
+    replay_stream_for,
 )
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "envelope_from_row",
     "pattern_for",
     "purge_sent",
+    "replay_stream_for",
 ]

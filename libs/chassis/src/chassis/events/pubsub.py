@@ -7,8 +7,12 @@ subscription sees every order event and nothing else.
 
 Pub/sub is fire-and-forget: a message reaches the subscribers connected at
 that moment and nobody else. Work that must not be lost goes through the
-outbox and an Arq job (see docs/adr/0003-transactional-outbox.md); live
-events here are best-effort fan-out that consumers dedupe by event id.
+outbox and an Arq job (see docs/adr/0003-transactional-outbox.md). For live
+events a publisher may also append each event to a capped Redis stream (its
+*replay stream*), and a subscriber that lost its connection reads back from it
+what was published while it was away, so a reconnecting consumer misses
+nothing the stream still holds (docs/adr/0013-event-replay-after-reconnect.md).
+Consumers dedupe by event id either way.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from fnmatch import fnmatchcase
 from types import TracebackType
 from typing import Any, Self
 
@@ -31,6 +36,8 @@ from chassis.metrics.registry import EVENT_LAG, EVENTS_PUBLISHED, EVENTS_RECEIVE
 logger = structlog.get_logger("chassis.events")
 
 DEFAULT_PREFIX = "events"
+#: Entries read per XRANGE call while replaying.
+REPLAY_BATCH = 500
 
 #: Receives one decoded envelope; should be quick (hand work to a queue), it runs inline.
 EventHandler = Callable[[EventEnvelope], Awaitable[None]]
@@ -50,6 +57,11 @@ def pattern_for(type_prefix: str = "", *, prefix: str = DEFAULT_PREFIX) -> str:
     return family + "*"
 
 
+def replay_stream_for(prefix: str = DEFAULT_PREFIX) -> str:
+    """The replay stream of the events under `prefix` (a key, so no clash with channels)."""
+    return f"{prefix}:replay"
+
+
 def backoff_delay(attempt: int, *, initial: float, maximum: float) -> float:
     """Exponential backoff with equal jitter: half fixed, half random, capped at `maximum`."""
     # Capped exponent: an outage of many hours must not overflow the float.
@@ -58,11 +70,27 @@ def backoff_delay(attempt: int, *, initial: float, maximum: float) -> float:
 
 
 class EventPublisher:
-    """Publishes envelopes to ``<prefix>.<type>`` on a shared Redis client."""
+    """Publishes envelopes to ``<prefix>.<type>`` on a shared Redis client.
 
-    def __init__(self, redis: Redis, *, channel_prefix: str = DEFAULT_PREFIX) -> None:
+    With `replay_stream`, each event is also appended to that stream (capped at
+    about `replay_max_len` entries) in the same MULTI as the PUBLISH, so that
+    subscribers reconnecting after an outage can read back what they missed.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        channel_prefix: str = DEFAULT_PREFIX,
+        replay_stream: str | None = None,
+        replay_max_len: int = 10_000,
+    ) -> None:
+        if replay_max_len < 1:
+            raise ValueError("replay_max_len must be at least 1")
         self._redis = redis
         self.channel_prefix = channel_prefix
+        self.replay_stream = replay_stream
+        self.replay_max_len = replay_max_len
 
     def channel_for(self, event_type: str) -> str:
         return channel_for(event_type, prefix=self.channel_prefix)
@@ -74,7 +102,19 @@ class EventPublisher:
         relay then retries the row).
         """
         target = channel or self.channel_for(envelope.type)
-        receivers = await self._redis.publish(target, envelope.to_json())
+        data = envelope.to_json()
+        if self.replay_stream is None:
+            receivers = await self._redis.publish(target, data)
+        else:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.xadd(
+                    self.replay_stream,
+                    {"channel": target, "data": data},
+                    maxlen=self.replay_max_len,
+                    approximate=True,
+                )
+                pipe.publish(target, data)
+                _, receivers = await pipe.execute()
         EVENTS_PUBLISHED.labels(producer=envelope.producer, type=envelope.type).inc()
         return int(receivers)
 
@@ -90,6 +130,13 @@ class EventSubscriber:
 
     `redis` is a client (its pool lends the subscription a connection) or a
     URL (the subscriber then owns and closes its client).
+
+    With `replay_stream` (the publisher's), once it is subscribed again after
+    losing an established subscription, it hands the handler every entry of the
+    stream on its channels from `replay_margin` seconds before the loss was
+    noticed (covering a late notice and clock skew), then carries on live. The
+    margin re-delivers some events the handler already had: handlers dedupe by
+    event id, as at-least-once delivery requires anyway.
     """
 
     def __init__(
@@ -103,7 +150,11 @@ class EventSubscriber:
         reconnect_initial: float = 0.1,
         reconnect_max: float = 5.0,
         poll_timeout: float = 1.0,
+        replay_stream: str | None = None,
+        replay_margin: float = 30.0,
     ) -> None:
+        if replay_margin < 0:
+            raise ValueError("replay_margin must be >= 0")
         self._channels = list(dict.fromkeys(channels))
         self._patterns = list(dict.fromkeys(patterns))
         if not self._channels and not self._patterns:
@@ -119,6 +170,13 @@ class EventSubscriber:
         self.reconnect_initial = reconnect_initial
         self.reconnect_max = reconnect_max
         self.poll_timeout = poll_timeout
+        self.replay_stream = replay_stream
+        self.replay_margin = replay_margin
+        #: Events read back from the replay stream after reconnects, in total.
+        self.replayed = 0
+        # Wall-clock time an established subscription was found lost; None while none is.
+        self._lost_at: float | None = None
+        self._ever_subscribed = False
         #: True while subscribed (every SUBSCRIBE/PSUBSCRIBE confirmed by the server).
         self.connected = False
         #: The last connection error, kept after reconnecting for diagnosis.
@@ -165,7 +223,7 @@ class EventSubscriber:
         """Readiness check: details while subscribed, ConnectionError otherwise."""
         if not self.connected:
             raise ConnectionError(f"event subscription down: {self.last_error or 'not started'}")
-        return {"reconnects": self.reconnects}
+        return {"reconnects": self.reconnects, "replayed": self.replayed}
 
     # --- loop --------------------------------------------------------------------
     async def _run(self) -> None:
@@ -176,6 +234,8 @@ class EventSubscriber:
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure means: reconnect
                 self._set_disconnected()
+                if self._ever_subscribed and self._lost_at is None:
+                    self._lost_at = time.time()
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 delay = backoff_delay(
                     self._failures, initial=self.reconnect_initial, maximum=self.reconnect_max
@@ -206,12 +266,43 @@ class EventSubscriber:
                 if kind in ("subscribe", "psubscribe"):
                     unconfirmed -= 1
                     if unconfirmed == 0:
+                        # Subscribed first, then read back: an event published in between
+                        # arrives both ways and is deduped, none falls between the two.
+                        await self._replay_missed()
                         self._set_connected()
                 elif kind in ("message", "pmessage"):
                     await self._deliver(message["data"])
         finally:
             self._set_disconnected()
             await pubsub.aclose()
+
+    async def _replay_missed(self) -> None:
+        lost_at = self._lost_at
+        if lost_at is None or self.replay_stream is None:
+            return
+        start = f"{max(int((lost_at - self.replay_margin) * 1000), 0)}-0"
+        replayed = 0
+        while True:
+            entries = await self._client.xrange(
+                self.replay_stream, min=start, max="+", count=REPLAY_BATCH
+            )
+            for _entry_id, fields in entries:
+                channel = _text(fields.get(b"channel", fields.get("channel", b"")))
+                data = fields.get(b"data", fields.get("data"))
+                if data is not None and self._wants(channel):
+                    await self._deliver(data if isinstance(data, bytes) else data.encode())
+                    replayed += 1
+            if len(entries) < REPLAY_BATCH:
+                break
+            start = "(" + _text(entries[-1][0])
+        self._lost_at = None
+        self.replayed += replayed
+        logger.info("event_subscriber_replayed", consumer=self.consumer, events=replayed)
+
+    def _wants(self, channel: str) -> bool:
+        return channel in self._channels or any(
+            fnmatchcase(channel, pattern) for pattern in self._patterns
+        )
 
     def _set_connected(self) -> None:
         if self._failures:
@@ -220,6 +311,7 @@ class EventSubscriber:
                 "event_subscriber_reconnected", consumer=self.consumer, attempts=self._failures
             )
         self._failures = 0
+        self._ever_subscribed = True
         self.connected = True
         self._subscribed.set()
 
@@ -256,3 +348,7 @@ class EventSubscriber:
                     event_id=envelope.id,
                     event_type=envelope.type,
                 )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

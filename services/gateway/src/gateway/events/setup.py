@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from starlette.requests import HTTPConnection
 
-from chassis.events import EventSubscriber, pattern_for
+from chassis.events import EventSubscriber, pattern_for, replay_stream_for
 from gateway.events.hub import EventHub
 
 if TYPE_CHECKING:
@@ -54,8 +54,15 @@ def setup_live_events(builder: AppBuilder, settings: EventsSettings) -> None:
             max_connections_per_subject=settings.max_connections_per_subject,
         )
         builder.readiness.on_shutdown(_closer(asyncio.get_running_loop(), hub))
+        replay = settings.replay_margin_seconds > 0
         subscriber = EventSubscriber(
-            redis, handler=hub.handle, patterns=patterns, consumer=CONSUMER
+            redis,
+            handler=hub.handle,
+            patterns=patterns,
+            consumer=CONSUMER,
+            # What orders published while this process was resubscribing: the hub dedupes.
+            replay_stream=replay_stream_for(settings.channel_prefix) if replay else None,
+            replay_margin=settings.replay_margin_seconds,
         )
         async with subscriber:
             try:

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from chassis.database import Database
-from chassis.events import EventEnvelope, EventPublisher, OutboxRelay
+from chassis.events import EventEnvelope, EventPublisher, OutboxRelay, replay_stream_for
 from chassis.events.outbox import PublishedHook
 from chassis.jobs import enqueue, job_id_for
 from orders.order.service import PRODUCER
@@ -65,7 +65,15 @@ def build_relay(
     return OutboxRelay(
         database.sessionmaker,
         OutboxEvent,
-        EventPublisher(redis, channel_prefix=outbox.channel_prefix),
+        EventPublisher(
+            redis,
+            channel_prefix=outbox.channel_prefix,
+            # Lets a gateway that was resubscribing read back what it missed (ADR 0013).
+            replay_stream=replay_stream_for(outbox.channel_prefix)
+            if outbox.replay_max_len
+            else None,
+            replay_max_len=max(outbox.replay_max_len, 1),
+        ),
         producer=PRODUCER,
         batch_size=outbox.batch_size,
         poll_interval=outbox.poll_interval_seconds,

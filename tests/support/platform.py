@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from chassis.database.migrations import upgrade_to_head
 from chassis.testing.processes import free_port, start_process, stop_process_group
@@ -56,6 +57,8 @@ class PlatformConfig:
     route: Route = direct
     with_worker: bool = True
     ready_timeout: float = 60.0
+    #: When set, each service's stdout and stderr are appended to ``<log_dir>/<name>.log``.
+    log_dir: Path | None = None
 
 
 class Platform:
@@ -65,6 +68,7 @@ class Platform:
         self.config = config
         self.ports = {name: free_port() for name in SERVICES}
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: dict[str, IO[bytes]] = {}
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
@@ -91,12 +95,29 @@ class Platform:
     def start(self, name: str) -> None:
         """Start one service and wait for its readiness endpoint."""
         command = self._command(name)
+        output = self._open_log(name)
         self._processes[name] = start_process(
             command,
             ready_url=self.url(name) + "/health/ready",
             env=self._env(name),
             timeout=self.config.ready_timeout,
+            output=output,
         )
+
+    def log_path(self, name: str) -> Path:
+        """Where `name`'s output goes (needs ``config.log_dir``)."""
+        if self.config.log_dir is None:
+            raise ValueError("the platform was started without log_dir")
+        return self.config.log_dir / f"{name}.log"
+
+    def _open_log(self, name: str) -> IO[bytes] | None:
+        if self.config.log_dir is None:
+            return None
+        if name not in self._logs:
+            self.config.log_dir.mkdir(parents=True, exist_ok=True)
+            # Appended, so a restarted service keeps what it wrote before.
+            self._logs[name] = self.log_path(name).open("ab")
+        return self._logs[name]
 
     def stop(self, name: str, *, timeout: float = 20.0) -> int:
         """SIGTERM one service (its whole process group) and wait; returns its exit code."""
@@ -122,6 +143,9 @@ class Platform:
         for name in reversed(SERVICES):
             if name in self._processes:
                 self.stop(name)
+        for log in self._logs.values():
+            log.close()
+        self._logs.clear()
 
     def _command(self, name: str) -> list[str]:
         if name == "worker":

@@ -54,7 +54,7 @@ def make_settings(
             "database": {"url": migrated_database_url},
             "redis": {"url": redis_url},
             "passwords": FAST_PASSWORDS,
-            "login_limit": {"requests": 1000},
+            "login_limit": {"requests": 1000, "account_requests": 1000},
             "environment": "test",
             **overrides,
         }

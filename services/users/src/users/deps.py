@@ -12,6 +12,7 @@ from chassis.database import DatabaseDep, SessionDep
 from users.auth.credentials import read_login_credentials
 from users.auth.passwords import Passwords
 from users.auth.schemas import LoginRequest
+from users.auth.throttle import LoginThrottle
 from users.keys.store import KeyStore
 from users.settings import UsersSettings
 
@@ -31,9 +32,15 @@ def get_key_store(connection: HTTPConnection) -> KeyStore:
     return store
 
 
+def get_login_throttle(connection: HTTPConnection) -> LoginThrottle:
+    throttle: LoginThrottle = connection.app.state.login_throttle
+    return throttle
+
+
 SettingsDep = Annotated[UsersSettings, Depends(get_settings_from_app)]
 PasswordsDep = Annotated[Passwords, Depends(get_passwords)]
 KeyStoreDep = Annotated[KeyStore, Depends(get_key_store)]
+LoginThrottleDep = Annotated[LoginThrottle, Depends(get_login_throttle)]
 LoginCredentials = Annotated[LoginRequest, Depends(read_login_credentials)]
 #: A user (or client) allowed to read and change its own profile.
 ProfileOwner = Annotated[Principal, scopes_guard("profile")]
@@ -44,6 +51,7 @@ __all__ = [
     "DatabaseDep",
     "KeyStoreDep",
     "LoginCredentials",
+    "LoginThrottleDep",
     "PasswordsDep",
     "ProfileOwner",
     "SessionDep",

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from chassis.builder import AppBuilder
 from users.auth.passwords import setup_passwords
 from users.auth.router import router as auth_router
+from users.auth.throttle import setup_login_throttle
 from users.keys.router import router as keys_router
 from users.keys.store import key_loader, setup_key_store
 from users.settings import UsersSettings, get_settings
@@ -42,6 +43,7 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
         .with_redis()
     )
     setup_passwords(builder, settings.passwords)
+    setup_login_throttle(builder, settings)
     setup_key_store(builder, settings)
     return (
         builder.with_auth(key_loader=key_loader)

@@ -94,6 +94,10 @@ class LoginLimitSettings(_Group):
     """Login attempts allowed per client IP per window."""
     window_seconds: float = Field(default=60.0, gt=0)
     """Length of the login window."""
+    account_requests: int = Field(default=10, ge=1)
+    """Login attempts allowed per account (email) per account window, from any IP."""
+    account_window_seconds: float = Field(default=300.0, gt=0)
+    """Length of the per-account login window."""
 
 
 class ServiceClient(_Group):
@@ -133,7 +137,7 @@ class UsersSettings(BaseServiceSettings):
     passwords: PasswordSettings = Field(default_factory=PasswordSettings)
     """Password hashing cost."""
     login_limit: LoginLimitSettings = Field(default_factory=LoginLimitSettings)
-    """The stricter rate limit on `POST /api/v1/auth/login`, by client IP."""
+    """The stricter rate limits on `POST /api/v1/auth/login`, by client IP and by account."""
     admin_emails: Annotated[list[str], AfterValidator(_normalise_emails)] = Field(
         default_factory=list
     )

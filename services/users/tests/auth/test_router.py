@@ -248,6 +248,71 @@ async def test_too_many_logins_from_one_address_get_429_with_retry_after(
     assert other.status_code == 401
 
 
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_too_many_logins_for_one_account_get_429_from_any_address(
+    make_settings, make_client, make_api, backend
+) -> None:
+    settings = make_settings(
+        login_limit={"requests": 1000, "account_requests": 3, "account_window_seconds": 60},
+        rate_limit={"backend": backend},
+    )
+    async with make_client(create_app(settings)) as http:
+        api = make_api(http)
+        await api.signup("victim@example.com")
+        await api.signup("bystander@example.com")
+
+        async def attempt(address: str, email: str, password: str) -> Any:
+            # Every guess from another address: the per-IP rule never sees a repeat.
+            return await http.post(
+                LOGIN,
+                json={"email": email, "password": password},
+                headers={"X-Forwarded-For": address},
+            )
+
+        guesses = [
+            (await attempt(f"203.0.113.{n}", " Victim@Example.com", "wrong-guess-1234")).status_code
+            for n in range(3)
+        ]
+        # The right password no longer helps: a 429 says nothing about the guess.
+        right = await attempt("203.0.113.50", "victim@example.com", api.password)
+        other = await attempt("203.0.113.51", "bystander@example.com", api.password)
+
+    assert guesses == [401, 401, 401]
+    assert right.status_code == 429
+    assert right.headers["content-type"] == "application/problem+json"
+    assert 0 < int(right.headers["retry-after"]) <= 60
+    assert "access_token" not in right.text
+    assert other.status_code == 200
+
+
+async def test_unknown_emails_are_throttled_like_accounts(make_settings, make_client) -> None:
+    settings = make_settings(login_limit={"requests": 1000, "account_requests": 2})
+    async with make_client(create_app(settings)) as http:
+        statuses = [
+            (
+                await http.post(
+                    LOGIN, json={"email": "nobody@example.com", "password": "wrong-1234"}
+                )
+            ).status_code
+            for _ in range(3)
+        ]
+
+    assert statuses == [401, 401, 429]
+
+
+async def test_the_account_throttle_is_off_with_rate_limits_off(make_settings, make_client) -> None:
+    settings = make_settings(
+        login_limit={"requests": 1000, "account_requests": 1}, rate_limit={"enabled": False}
+    )
+    async with make_client(create_app(settings)) as http:
+        statuses = [
+            (await http.post(LOGIN, json={"email": "x@example.com", "password": "w"})).status_code
+            for _ in range(3)
+        ]
+
+    assert statuses == [401, 401, 401]
+
+
 # --- refresh and logout --------------------------------------------------------------------
 
 

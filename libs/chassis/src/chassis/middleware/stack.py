@@ -6,11 +6,12 @@ Outer to inner:
     Tracing            one server span, when tracing is on
     Metrics            RED per route template, when metrics are on
     ProxyHeaders       real client and scheme, from trusted proxies only
+    SecurityHeaders    on every response, errors, preflights and host refusals included
     CORS               preflights answered before any limit applies
     TrustedHost
-    SecurityHeaders    on every response, errors included
     AccessLog          one line per request, after the response is known
-    RequestID          header echoed on everything below (429/413/504/500)
+    RequestID          header echoed on everything below (431/429/413/504/500)
+    HeaderLimit        431 for an oversized request head, before a token is read
     Principal          verifies a bearer token if present (never rejects)
     RateLimit          keyed by principal or client IP
     BodyLimit
@@ -33,6 +34,7 @@ from chassis.middleware.access_log import AccessLogMiddleware
 from chassis.middleware.body_limit import BodyLimitMiddleware
 from chassis.middleware.cors import CORSMiddleware
 from chassis.middleware.errors import UnhandledErrorMiddleware
+from chassis.middleware.header_limit import HeaderLimitMiddleware
 from chassis.middleware.proxy_headers import ProxyHeadersMiddleware
 from chassis.middleware.ratelimit import RateLimitMiddleware, build_rate_limiter
 from chassis.middleware.request_id import RequestIDMiddleware
@@ -61,17 +63,18 @@ def install_middleware(app: FastAPI, builder: AppBuilder) -> None:
         from chassis.auth import PrincipalMiddleware
 
         app.add_middleware(PrincipalMiddleware)
+    app.add_middleware(HeaderLimitMiddleware, max_header_bytes=server.max_header_bytes)
     app.add_middleware(RequestIDMiddleware)
     app.add_middleware(AccessLogMiddleware, quiet_paths=settings.log.quiet_paths)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=security.allowed_hosts)
+    if security.cors_origins:
+        app.add_middleware(CORSMiddleware, security=security)
     app.add_middleware(
         SecurityHeadersMiddleware,
         hsts_max_age_seconds=security.hsts_max_age_seconds,
         content_security_policy=security.content_security_policy,
         docs_paths=DOCS_PATHS if settings.docs_visible else (),
     )
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=security.allowed_hosts)
-    if security.cors_origins:
-        app.add_middleware(CORSMiddleware, security=security)
     app.add_middleware(ProxyHeadersMiddleware, trusted_proxies=security.trusted_proxies)
     if builder.metrics_enabled:
         from chassis.metrics import MetricsMiddleware

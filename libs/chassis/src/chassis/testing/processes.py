@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import IO
 
 import httpx
 
@@ -47,14 +48,20 @@ def start_process(
     ready_url: str,
     env: Mapping[str, str] | None = None,
     timeout: float = 30.0,
+    output: IO[bytes] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start `command` in its own process group and wait until `ready_url` answers below 500.
 
     The caller owns the process (stop it with `stop_process_group`); it is
-    stopped here only when it does not become ready.
+    stopped here only when it does not become ready. With `output` (a file open
+    for writing), stdout and stderr both go there instead of the test's own.
     """
     process = subprocess.Popen(  # noqa: S603 - the caller's own command
-        list(command), env={**os.environ, **(env or {})}, start_new_session=True
+        list(command),
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+        stdout=output,
+        stderr=subprocess.STDOUT if output is not None else None,
     )
     try:
         wait_until_ready(process, ready_url, timeout=timeout)

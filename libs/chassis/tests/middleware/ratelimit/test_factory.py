@@ -7,6 +7,7 @@ import redis.asyncio as redis
 
 from chassis.middleware.ratelimit import (
     MemorySlidingWindow,
+    RateLimitBackend,
     RedisSlidingWindow,
     build_rate_limiter,
 )
@@ -28,7 +29,25 @@ async def test_redis_backend_uses_the_client_and_key_prefix_from_settings(
 
     assert isinstance(backend, RedisSlidingWindow)
     assert (await backend.hit("ip:192.0.2.1", limit=1, window_seconds=5)).allowed
-    assert await redis_client.keys("*") == [b"edge-limits:ip:192.0.2.1"]
+    assert await redis_client.keys("*") == [b"edge-limits:service:ip:192.0.2.1"]
+
+
+async def test_two_services_on_one_redis_never_share_a_budget(
+    redis_client: redis.Redis,
+) -> None:
+    # A gateway and the users service behind it both limit the login path per IP:
+    # with shared keys every attempt would count twice and halve both limits.
+    def backend(service_name: str) -> RateLimitBackend:
+        settings = load_settings(
+            BaseServiceSettings, service_name=service_name, rate_limit={"backend": "redis"}
+        )
+        return build_rate_limiter(settings, redis_client)
+
+    gateway, users, users_replica = backend("gateway"), backend("users"), backend("users")
+
+    assert (await gateway.hit("ip:192.0.2.1", limit=1, window_seconds=5)).allowed
+    assert (await users.hit("ip:192.0.2.1", limit=1, window_seconds=5)).allowed
+    assert not (await users_replica.hit("ip:192.0.2.1", limit=1, window_seconds=5)).allowed
 
 
 def test_redis_backend_without_a_client_is_a_clear_error() -> None:

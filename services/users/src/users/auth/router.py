@@ -19,6 +19,7 @@ from users.deps import (
     DatabaseDep,
     KeyStoreDep,
     LoginCredentials,
+    LoginThrottleDep,
     PasswordsDep,
     SessionDep,
     SettingsDep,
@@ -53,23 +54,26 @@ async def signup(
         {
             401: "Wrong email or password (one answer for both).",
             422: "Malformed body.",
-            429: "Too many login attempts from this address; see Retry-After.",
+            429: "Too many login attempts from this address or for this account; see Retry-After.",
         }
     ),
     openapi_extra={"requestBody": login_request_body()},
 )
 async def login(
+    *,
     credentials: LoginCredentials,
     session: SessionDep,
     passwords: PasswordsDep,
     key_store: KeyStoreDep,
     settings: SettingsDep,
+    throttle: LoginThrottleDep,
 ) -> TokenPair:
     return await service.log_in(
         session,
         email=credentials.email,
         password=credentials.password,
         passwords=passwords,
+        throttle=throttle,
         key_store=key_store,
         tokens=settings.token,
     )

@@ -22,6 +22,7 @@ from users.auth import repository
 from users.auth.models import RefreshToken
 from users.auth.passwords import Passwords
 from users.auth.schemas import ServiceToken, TokenPair
+from users.auth.throttle import LoginThrottle
 from users.auth.tokens import (
     hash_refresh_token,
     new_refresh_token,
@@ -80,11 +81,18 @@ async def log_in(
     email: str,
     password: str,
     passwords: Passwords,
+    throttle: LoginThrottle,
     key_store: KeyStore,
     tokens: TokenSettings,
 ) -> TokenPair:
-    """A token pair for the right email and password; one generic 401 otherwise."""
-    user = await user_repository.get_user_by_email(session, normalise_email(email))
+    """A token pair for the right email and password; one generic 401 otherwise.
+
+    The account's attempt is counted before anything is looked up or verified,
+    so a throttled account is refused (429) whatever the password.
+    """
+    email = normalise_email(email)
+    await throttle.check(email)
+    user = await user_repository.get_user_by_email(session, email)
     if user is None:
         await passwords.verify_dummy(password)
         logger.info("login_failed", reason="unknown_email")

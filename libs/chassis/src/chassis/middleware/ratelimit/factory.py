@@ -16,7 +16,10 @@ def build_rate_limiter(
     """The backend for ``settings.rate_limit.backend``; "redis" needs `redis_client`.
 
     `redis_client` may be a zero-argument callable returning the client, for
-    when the client is only opened in the app's lifespan.
+    when the client is only opened in the app's lifespan. Redis keys are
+    ``<key_prefix>:<service_name>:...``: the replicas of one service share their
+    budgets, while two services on one Redis (a gateway and the service behind
+    it both limiting the login path) never count each other's requests.
     """
     config = settings.rate_limit
     if config.backend == "redis":
@@ -25,5 +28,7 @@ def build_rate_limiter(
                 "rate_limit.backend=redis needs a Redis client: pass redis_client "
                 "(or set rate_limit.backend=memory for a single process)"
             )
-        return RedisSlidingWindow(redis_client, key_prefix=config.key_prefix)
+        return RedisSlidingWindow(
+            redis_client, key_prefix=f"{config.key_prefix}:{settings.service_name}"
+        )
     return MemorySlidingWindow()

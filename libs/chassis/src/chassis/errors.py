@@ -17,6 +17,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from chassis.context import current_trace_id, get_request_id
@@ -249,6 +250,10 @@ async def _service_error_handler(request: Request, exc: Exception) -> Response:
 
 async def _http_exception_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
+    if isinstance(exc.__cause__, ClientDisconnect):
+        # FastAPI turns a disconnect while it reads a body parameter into a 400 "error
+        # parsing the body"; the client is gone, so let the error guard log it as a 499.
+        raise exc.__cause__
     if exc.status_code in (204, 304) or exc.status_code < 200:
         return Response(status_code=exc.status_code, headers=exc.headers)
     detail = exc.detail if isinstance(exc.detail, str) else None

@@ -3,7 +3,8 @@
 Label values come from the matched route's template (``/orders/{order_id}``),
 never the raw path, so cardinality stays bounded; unmatched paths share one
 label. Labelled children are cached per (method, route, status) so the hot
-path is a dict lookup and two increments.
+path is a dict lookup and two increments. A request its client abandoned
+before any answer counts as ``499``, a client error, not as a 500.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from chassis.metrics.registry import (
     HTTP_REQUESTS,
     HTTP_REQUESTS_IN_PROGRESS,
 )
+from chassis.middleware.errors import CLIENT_CLOSED_REQUEST, client_disconnected
 from chassis.routing import UNMATCHED_ROUTE, route_template
 from chassis.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -37,7 +39,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
 
-        status = 500
+        status = 0
         started = time.perf_counter()
 
         async def send_with_status(message: Message) -> None:
@@ -51,6 +53,8 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_with_status)
         finally:
             self._in_progress.dec()
+            if not status:
+                status = CLIENT_CLOSED_REQUEST if client_disconnected(scope) else 500
             self._observe(scope, status, time.perf_counter() - started)
 
     def _observe(self, scope: Scope, status: int, elapsed: float) -> None:

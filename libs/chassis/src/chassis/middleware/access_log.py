@@ -5,6 +5,7 @@ in ``scope["route"]``, so logs group by endpoint; the raw path is a separate
 field. Requests under a quiet path prefix (health probes, metrics scrapes) are
 logged only when they fail (status >= 400). The request id comes from
 ``scope["state"]``, where the request-id middleware (inside this one) puts it.
+A request whose client went away before any answer is logged as ``499``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from chassis.middleware.errors import CLIENT_CLOSED_REQUEST, client_disconnected
 from chassis.routing import UNMATCHED_ROUTE, route_template
 from chassis.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -57,8 +59,11 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send_counting)
             failed = False
         finally:
-            # A request that raised before answering is logged as the 500 the server sends.
-            self._log(scope, status or 500, sent_bytes, started_at, failed=failed)
+            if not status:
+                # Unanswered: a client that left (the error guard marked it), or a
+                # request that raised, which the server answers with a 500.
+                status = CLIENT_CLOSED_REQUEST if client_disconnected(scope) else 500
+            self._log(scope, status, sent_bytes, started_at, failed=failed)
 
     def _log(
         self, scope: Scope, status: int, sent_bytes: int, started_at: float, *, failed: bool

@@ -23,12 +23,10 @@ from starlette.responses import Response
 
 from chassis.errors import NotFound
 from chassis.http import UpstreamClient
+from chassis.middleware.errors import CLIENT_CLOSED_REQUEST
 from chassis.types import Scope
 from gateway.proxy.headers import client_response_headers, upstream_request_headers
 from gateway.proxy.response import UpstreamResponse
-
-#: Not a real status: what the access log records for a client that left mid-upload (nginx's).
-CLIENT_CLOSED_REQUEST = 499
 
 _DOT_SEGMENTS = frozenset({".", ".."})
 

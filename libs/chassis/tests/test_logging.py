@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import pytest
 import structlog
@@ -90,6 +92,30 @@ def test_exceptions_are_logged_with_their_traceback(stream: io.StringIO) -> None
     assert "ValueError" in json.dumps(line["exception"])
 
 
+def fail_with_a_secret_local() -> None:
+    signing_key = "local-secret-4242"  # noqa: F841 - what a traceback must not show
+    raise ValueError("boom")
+
+
+@pytest.mark.parametrize("json_output", [True, False], ids=["json", "console"])
+def test_tracebacks_leave_out_local_variables(json_output: bool) -> None:
+    buffer = io.StringIO()
+    configure_logging(BaseServiceSettings(), json_output=json_output, stream=buffer)
+    try:
+        try:
+            fail_with_a_secret_local()
+        except ValueError:
+            structlog.get_logger("test").exception("failed")
+    finally:
+        structlog.reset_defaults()
+        root = logging.getLogger()
+        root.handlers = [handler for handler in root.handlers if handler.get_name() != "chassis"]
+    output = buffer.getvalue()
+    assert "fail_with_a_secret_local" in output
+    assert "ValueError" in output
+    assert "local-secret-4242" not in output
+
+
 def test_console_output_in_development() -> None:
     buffer = io.StringIO()
     configure_logging(BaseServiceSettings(), stream=buffer)
@@ -101,3 +127,28 @@ def test_console_output_in_development() -> None:
         assert not output.lstrip().startswith("{")
     finally:
         structlog.reset_defaults()
+
+
+def test_values_orjson_refuses_are_still_written(stream: io.StringIO) -> None:
+    class Custom:
+        def __repr__(self) -> str:
+            return "<custom>"
+
+    structlog.get_logger("test").info("big", huge=2**70, custom=Custom(), by_id={7: "seven"})
+
+    (line,) = lines(stream)
+    assert line["huge"] == 2**70
+    assert line["custom"] == "<custom>"
+    assert line["by_id"] == {"7": "seven"}
+
+
+def test_timestamp_is_iso_8601_utc_with_microseconds(stream: io.StringIO) -> None:
+    structlog.get_logger("test").info("first")
+    structlog.get_logger("test").info("second")
+
+    stamps = [str(line["timestamp"]) for line in lines(stream)]
+    for stamp in stamps:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", stamp), stamp
+        parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        assert parsed.utcoffset() == timedelta(0)
+    assert stamps[0] <= stamps[1]

@@ -10,16 +10,22 @@ handler lock): the access log writes one per request, and going through
 stdlib logging cost about as much as the rest of the chassis middleware put
 together. Library loggers (uvicorn, sqlalchemy, httpx, arq) still go through
 stdlib logging and a formatter running the same processors, onto the same stream.
+The JSON renderer (orjson) and the timestamp are written for
+that per-request line: with structlog's stock JSONRenderer and TimeStamper the
+access log alone cost a fifth of the request path (docs/adr/0010).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import sys
+import time
 from collections.abc import Mapping, MutableMapping
 from typing import Any, TextIO
 
+import orjson
 import structlog
 from opentelemetry import trace
 
@@ -116,8 +122,72 @@ def shared_processors() -> list[structlog.types.Processor]:
         structlog.stdlib.add_logger_name,
         add_request_and_trace_ids,
         redact_sensitive,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_timestamp,
     ]
+
+
+# (second, "YYYY-MM-DDTHH:MM:SS") of the last line: formatting a date is most of
+# what a timestamp costs, and consecutive lines nearly always share the second.
+# One slot replaced whole, so that threads logging at once never see a torn pair.
+_second_cache: list[tuple[int, str]] = [(-1, "")]
+
+
+def add_timestamp(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: ``timestamp`` as ISO 8601 UTC with microseconds and ``Z``.
+
+    The same text as ``TimeStamper(fmt="iso", utc=True)`` at a quarter of its cost.
+    """
+    now = time.time()
+    second = int(now)
+    cached_second, prefix = _second_cache[0]
+    if second != cached_second:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second_cache[0] = (second, prefix)
+    micros = min(int((now - second) * 1_000_000), 999_999)
+    event_dict["timestamp"] = "%s.%06dZ" % (prefix, micros)  # noqa: UP031 (faster here)
+    return event_dict
+
+
+def _json_fallback(value: Any) -> Any:
+    """What neither orjson nor json can encode: its ``__structlog__()`` or its repr."""
+    try:
+        return value.__structlog__()
+    except AttributeError:
+        return repr(value)
+
+
+def render_json(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> str:
+    """structlog renderer: one compact JSON object; orjson, or json for what orjson refuses.
+
+    orjson is about ten times faster than ``json.dumps`` here; it refuses integers
+    beyond 64 bits and a few other values, which the stdlib encoder still writes.
+    """
+    try:
+        return orjson.dumps(
+            event_dict, default=_json_fallback, option=orjson.OPT_NON_STR_KEYS
+        ).decode()
+    except TypeError:
+        return json.dumps(event_dict, default=_json_fallback, separators=(",", ":"))
+
+
+# Tracebacks without each frame's local variables, and plain ones on the console.
+# structlog's defaults (locals everywhere; rich on the console when it is installed)
+# are wrong for a server twice over: locals hold request bodies, passwords and keys
+# that the redaction above never sees, and rendering is synchronous: one rich
+# traceback of a FastAPI request took from 0.8 s (no locals) to 30 s (locals: a frame
+# holds the whole dependency tree), blocking the event loop and with it every other
+# request of the process, their deadlines included. A plain one takes about 1 ms.
+_json_tracebacks = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+
+
+def _console_renderer() -> structlog.dev.ConsoleRenderer:
+    return structlog.dev.ConsoleRenderer(
+        colors=False, exception_formatter=structlog.dev.plain_traceback
+    )
 
 
 class _NamedWriteLogger(structlog.WriteLogger):
@@ -151,9 +221,7 @@ def configure_logging(
     if service:
         processors.insert(0, _static_fields(service=service))
     rendering: list[structlog.types.Processor] = (
-        [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
-        if use_json
-        else [structlog.dev.ConsoleRenderer(colors=False)]
+        [_json_tracebacks, render_json] if use_json else [_console_renderer()]
     )
 
     def logger_factory(*args: Any) -> _NamedWriteLogger:

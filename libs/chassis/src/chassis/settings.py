@@ -88,6 +88,8 @@ class ServerSettings(_Group):
     """Deadline for a request to start its response; later ones get 504."""
     max_body_bytes: int = Field(default=1_048_576, ge=0)
     """Largest request body accepted; larger ones, chunked included, get 413."""
+    max_header_bytes: int = Field(default=16_384, ge=1024)
+    """Largest request target plus headers accepted; larger ones get 431."""
     graceful_timeout_seconds: float = Field(default=20.0, ge=0)
     """How long the server waits for in-flight requests after SIGTERM."""
     drain_seconds: float = Field(default=0.0, ge=0)
@@ -171,7 +173,8 @@ class RateLimitSettings(_Group):
     """When Redis is unreachable: true lets requests through, false answers 503 (a warning is
     logged either way)."""
     key_prefix: str = "ratelimit"
-    """Prefix of rate-limit keys in Redis."""
+    """Prefix of rate-limit keys in Redis, followed by the service name (each service counts
+    its own requests)."""
     exempt_paths: list[str] = Field(default_factory=lambda: ["/health/", "/metrics"])
     """Path prefixes never limited."""
     rules: list[RateLimitRule] = Field(default_factory=list)
@@ -285,6 +288,9 @@ class UpstreamSettings(_Group):
     """Connections to this upstream per process."""
     max_keepalive_connections: int = Field(default=20, ge=0)
     """Idle connections kept for reuse."""
+    transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    """Connection pool under the httpx client: aiohttp's (httpx-aiohttp), or httpx's own,
+    which cost about three times the CPU per call here (docs/adr/0011)."""
     retry_attempts: int = Field(default=3, ge=1)
     """Attempts for an idempotent call (1 disables retries)."""
     retry_backoff_initial_seconds: float = Field(default=0.05, ge=0)

@@ -62,6 +62,13 @@ class UpstreamClient:
             clock=clock,
         )
         self.retry = RetryPolicy.from_settings(name, settings, sleep=sleep)
+        limits = httpx.Limits(
+            max_connections=settings.max_connections,
+            max_keepalive_connections=settings.max_keepalive_connections,
+        )
+        own_aiohttp = transport is None and settings.transport == "aiohttp"
+        if own_aiohttp:
+            transport = _aiohttp_transport(limits)
         self._client = httpx.AsyncClient(
             base_url=settings.base_url,
             timeout=httpx.Timeout(
@@ -70,14 +77,13 @@ class UpstreamClient:
                 write=settings.write_timeout_seconds,
                 pool=settings.pool_timeout_seconds,
             ),
-            limits=httpx.Limits(
-                max_connections=settings.max_connections,
-                max_keepalive_connections=settings.max_keepalive_connections,
-            ),
+            limits=limits,
             transport=transport,
             # Service-to-service calls must not follow a developer's HTTP_PROXY or .netrc.
             trust_env=False,
         )
+        if own_aiohttp:
+            _trace_client_spans(self._client)
 
     # --- calls ---------------------------------------------------------------------
     async def request(
@@ -206,3 +212,23 @@ class UpstreamClient:
         UPSTREAM_REQUEST_DURATION.labels(upstream=self.name, method=method).observe(
             time.perf_counter() - started
         )
+
+
+def _trace_client_spans(client: httpx.AsyncClient) -> None:
+    """Client spans for a transport the process-wide httpx instrumentation does not patch.
+
+    `chassis.tracing` instruments httpx's own transport class; a client on another
+    transport gets the same spans when, and only when, that instrumentation is in place.
+    """
+    patched = httpx.AsyncHTTPTransport.handle_async_request
+    if getattr(patched, "__wrapped__", None) is not None:
+        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+        HTTPXClientInstrumentor.instrument_client(client)
+
+
+def _aiohttp_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """httpx over aiohttp's connection pool (``transport = "aiohttp"``, docs/adr/0011)."""
+    from chassis.http.aiohttp_transport import ChassisAiohttpTransport
+
+    return ChassisAiohttpTransport(limits=limits)

@@ -25,7 +25,17 @@ _TRACE_HEADERS = (b"traceparent", b"tracestate", b"baggage")
 class TracingMiddleware:
     def __init__(self, app: ASGIApp, *, tracer_name: str = "chassis.server") -> None:
         self.app = app
-        self.tracer = trace.get_tracer(tracer_name)
+        self.tracer_name = tracer_name
+        # Starlette builds the middleware stack on the first (lifespan) message, before the
+        # tracing resource sets the provider: a tracer taken then would be a ProxyTracer
+        # that looks the provider up again on every span. Taken at the first request instead.
+        self._tracer: trace.Tracer | None = None
+
+    @property
+    def tracer(self) -> trace.Tracer:
+        if self._tracer is None:
+            self._tracer = trace.get_tracer(self.tracer_name)
+        return self._tracer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]

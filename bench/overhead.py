@@ -1,0 +1,114 @@
+"""Figure "chassis cost": the chassis request path against bare FastAPI, same endpoint.
+
+Each variant (bench/apps.py) runs alone under uvicorn on the server core;
+variants are interleaved over rounds so that machine noise hits them alike.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import httpx
+
+from chassis.testing.processes import free_port, stop_process_group
+from load import BENCH_DIR, SERVER_CPU, Measurement, measure, pinned
+
+VARIANTS = (
+    "bare",
+    "chassis_middleware_only",
+    "chassis_no_tracing",
+    "chassis_full",
+    "chassis_full_rate_limited",
+)
+DEFAULT_VARIANTS = ("bare", "chassis_middleware_only", "chassis_full")
+PATH = "/items/42"
+
+
+def _start(variant: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        f"apps:{variant}",
+        "--app-dir",
+        str(BENCH_DIR),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    process = subprocess.Popen(
+        pinned(SERVER_CPU, command),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{variant} exited with {process.returncode}")
+        try:
+            if httpx.get(url + PATH, timeout=1).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    stop_process_group(process, timeout=5)
+    raise RuntimeError(f"{variant} did not start within 30 s")
+
+
+def run(
+    *,
+    otlp_endpoint: str,
+    duration: float,
+    rounds: int,
+    connections: int,
+    variants: Sequence[str] = DEFAULT_VARIANTS,
+    warmup: float = 1.0,
+    say: Callable[[str], None] = print,
+) -> dict[str, list[Measurement]]:
+    """Measure every variant `rounds` times, interleaved; bare FastAPI always comes first."""
+    env = {
+        **os.environ,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
+        "PYTHONPATH": str(BENCH_DIR),
+    }
+    chosen = ["bare", *(v for v in variants if v != "bare")]
+    results: dict[str, list[Measurement]] = {variant: [] for variant in chosen}
+    for round_number in range(1, rounds + 1):
+        for variant in chosen:
+            process, url = _start(variant, env)
+            try:
+                if warmup > 0:
+                    # Imports, route caches and metric children are made before timing.
+                    measure(
+                        url + PATH,
+                        duration=warmup,
+                        connections=connections,
+                        server_pids=[process.pid],
+                    )
+                result = measure(
+                    url + PATH,
+                    duration=duration,
+                    connections=connections,
+                    server_pids=[process.pid],
+                )
+            finally:
+                stop_process_group(process, timeout=10)
+            if result.errors:
+                raise RuntimeError(f"{variant}: {result.errors} failed responses")
+            results[variant].append(result)
+            say(
+                f"  overhead round {round_number} {variant:26} {result.requests_per_second:8.0f} "
+                f"req/s  {result.cpu_us_per_request or 0:6.0f} us CPU/req"
+            )
+    return results

@@ -1,0 +1,240 @@
+"""The platform's benchmark: chassis cost, gateway cost, writes and order-event latency.
+
+    uv run python bench/run.py                      # all four figures (make bench)
+    uv run python bench/run.py --only gateway       # one figure (or several)
+
+Servers are pinned to one core and the load generator (wrk, or a Python client
+without it) to the other; variants are interleaved over rounds and compared by
+the ratio of their medians, measured in one run. Next to requests/s every
+measurement has the servers' CPU time per request, the figure that moves least
+on a shared machine. Prints one table and writes reports/bench-<timestamp>.json.
+These are measurements, never assertions: the targets are printed beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import overhead
+from load import BENCH_DIR, can_pin, otlp_sink, tool
+
+FIGURES = ("overhead", "gateway", "writes", "events")
+#: The issue's targets, printed next to the figures (never asserted).
+TARGETS = {
+    "chassis_full": 0.60,
+    "gateway_httpx": 0.35,
+    "gateway_aiohttp": 0.35,
+    "event_p99_ms": 50.0,
+}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", choices=FIGURES, help="figures to run (default all)")
+    parser.add_argument("--duration", type=float, default=6.0, help="seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per comparison")
+    parser.add_argument(
+        "--warmup", type=float, default=1.0, help="seconds of load before each variant's first run"
+    )
+    parser.add_argument("--connections", type=int, default=32, help="keep-alive connections")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=overhead.VARIANTS,
+        default=list(overhead.DEFAULT_VARIANTS),
+        help="chassis-cost variants (bare always runs)",
+    )
+    parser.add_argument(
+        "--transports",
+        nargs="+",
+        choices=("aiohttp", "httpx"),
+        default=["aiohttp", "httpx"],
+        help="gateway upstream transports to compare (chassis UpstreamSettings.transport)",
+    )
+    parser.add_argument("--event-rate", type=float, default=100.0, help="orders per second")
+    parser.add_argument("--event-seconds", type=float, default=10.0, help="seconds of paced orders")
+    parser.add_argument(
+        "--relay-intervals",
+        nargs="+",
+        type=float,
+        default=None,
+        help="orders outbox relay poll intervals to measure events with "
+        "(default: the documented default, then 0.05)",
+    )
+    parser.add_argument("--output", type=Path, default=None, help="JSON path (default reports/)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    figures = args.only or list(FIGURES)
+    started = time.monotonic()
+    report: dict[str, Any] = {
+        "tool": tool(),
+        "pinned": can_pin(),
+        "cpus": os.cpu_count(),
+        "load_average_at_start": list(os.getloadavg()),
+        "duration_seconds": args.duration,
+        "rounds": args.rounds,
+        "connections": args.connections,
+        "targets": TARGETS,
+        "figures": {},
+    }
+    with otlp_sink() as endpoint:
+        if "overhead" in figures:
+            print("chassis cost: the same endpoint on bare FastAPI and on the chassis")
+            runs = overhead.run(
+                otlp_endpoint=endpoint,
+                duration=args.duration,
+                rounds=args.rounds,
+                connections=args.connections,
+                variants=args.variants,
+                warmup=args.warmup,
+            )
+            report["figures"]["overhead"] = _compare(runs, baseline="bare")
+        platform_figures = [figure for figure in figures if figure != "overhead"]
+        if platform_figures:
+            report["figures"].update(_platform(args, platform_figures, endpoint))
+    report["seconds"] = round(time.monotonic() - started, 1)
+    out = (
+        args.output or BENCH_DIR.parent / "reports" / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    _print_table(report)
+    print(f"\nwritten: {out} ({report['seconds']:.0f} s)")
+    return report
+
+
+def _platform(args: argparse.Namespace, figures: list[str], endpoint: str) -> dict[str, Any]:
+    # Imported here: the platform figures need the services and Postgres, the overhead does not.
+    import platform_figures as pf
+
+    intervals = args.relay_intervals or [pf.DEFAULT_POLL_INTERVAL, 0.05]
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        work_dir = Path(tmp)
+        first_interval = intervals[0] if "events" in figures else pf.DEFAULT_POLL_INTERVAL
+        print("\nplatform: users, orders, gateway on Postgres and Redis (logs in a temp dir)")
+        with pf.running_platform(
+            otlp_endpoint=endpoint, log_dir=work_dir / "logs", poll_interval=first_interval
+        ) as platform:
+            if "gateway" in figures:
+                runs = pf.gateway_cost(
+                    platform,
+                    duration=args.duration,
+                    rounds=args.rounds,
+                    connections=args.connections,
+                    transports=args.transports,
+                    warmup=args.warmup,
+                )
+                results["gateway"] = {
+                    route: _compare(
+                        {
+                            "direct": runs[f"{route}_direct"],
+                            **{
+                                f"gateway_{transport}": runs[f"{route}_via_gateway_{transport}"]
+                                for transport in args.transports
+                            },
+                        },
+                        baseline="direct",
+                    )
+                    for route in ("order", "jwks")
+                }
+            if "writes" in figures:
+                write = pf.writes(
+                    platform,
+                    duration=args.duration,
+                    connections=args.connections,
+                    work_dir=work_dir,
+                    warmup=args.warmup,
+                )
+                results["writes"] = write.as_dict()
+            if "events" in figures:
+                latencies = []
+                for index, interval in enumerate(intervals):
+                    if index:
+                        pf.restart_orders(platform, poll_interval=interval)
+                    latencies.append(
+                        pf.event_latency(
+                            platform,
+                            rate=args.event_rate,
+                            seconds=args.event_seconds,
+                            poll_interval=interval,
+                        ).as_dict()
+                    )
+                results["events"] = {
+                    "default_poll_interval_seconds": pf.DEFAULT_POLL_INTERVAL,
+                    "runs": latencies,
+                }
+    return results
+
+
+def _compare(runs: dict[str, list[Any]], *, baseline: str) -> dict[str, Any]:
+    """Medians per variant and their ratios to the baseline's medians."""
+    base = runs[baseline]
+    base_rps = statistics.median(run.requests_per_second for run in base)
+    base_cpu = [run.cpu_us_per_request for run in base if run.cpu_us_per_request]
+    summary: dict[str, Any] = {}
+    for variant, measured in runs.items():
+        rps = statistics.median(run.requests_per_second for run in measured)
+        cpu = [run.cpu_us_per_request for run in measured if run.cpu_us_per_request]
+        summary[variant] = {
+            "requests_per_second": round(rps, 1),
+            "p99_ms": round(statistics.median(run.p99_ms for run in measured), 2),
+            "ratio": round(rps / base_rps, 3),
+            "cpu_us_per_request": round(statistics.median(cpu), 1) if cpu else None,
+            # Throughput the CPU cost alone allows, relative to the baseline's.
+            "cpu_ratio": (
+                round(statistics.median(base_cpu) / statistics.median(cpu), 3)
+                if cpu and base_cpu
+                else None
+            ),
+            "rounds": [run.as_dict() for run in measured],
+        }
+    return summary
+
+
+def _print_table(report: dict[str, Any]) -> None:
+    figures = report["figures"]
+    header = f"{'figure / variant':40} {'req/s':>8} {'p99 ms':>8} {'ratio':>6} {'cpu ratio':>9}"
+    print(f"\n{header}  target")
+    groups = [("overhead", "bare", figures.get("overhead", {}))]
+    for route, rows in figures.get("gateway", {}).items():
+        groups.append((f"gateway {route}", "direct", rows))
+    for name, baseline, rows in groups:
+        for variant, row in rows.items():
+            target = TARGETS.get(variant)
+            cpu_ratio = row["cpu_ratio"] if row["cpu_ratio"] is not None else float("nan")
+            wanted = f">= {target:.2f} x {baseline}" if target else ""
+            print(
+                f"{name + ': ' + variant:40} {row['requests_per_second']:8.0f} "
+                f"{row['p99_ms']:8.2f} {row['ratio']:6.2f} {cpu_ratio:9.2f}  {wanted}"
+            )
+    if "writes" in figures:
+        row = figures["writes"]
+        print(
+            f"{'writes: POST /api/v1/orders via gateway':40} {row['requests_per_second']:8.0f} "
+            f"{row['p99_ms']:8.2f}"
+        )
+    for run in figures.get("events", {}).get("runs", []):
+        label = f"events: relay poll {run['poll_interval_seconds']:g} s"
+        print(
+            f"{label:40} p50 {run['p50_ms']:.1f}  p95 {run['p95_ms']:.1f}  "
+            f"p99 {run['p99_ms']:.1f} ms  ({run['received']}/{run['orders']} at "
+            f"{run['rate_per_second']:g}/s, {run['failed_posts']} failed)"
+            f"  target p99 <= {TARGETS['event_p99_ms']:g} ms"
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,88 @@
+"""`make bench` end to end at a tiny duration: the platform figures against real processes.
+
+Checks the shape of the JSON report and that each figure measured something;
+never the figures themselves (throughput is not a test assertion).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+REDIS_DB = os.environ.get("CHASSIS_TEST_REDIS_DB", "15")
+
+
+@pytest.mark.slow
+def test_bench_runs_every_figure_and_writes_its_report(tmp_path: Path) -> None:
+    # The writes figure needs wrk's Lua scripting; without wrk the others still run. One
+    # transport (the default, the platform's own gateway) and no chassis-cost figure (five
+    # uvicorn starts, the same measure() as here) keep the run inside its CI budget.
+    figures = ["gateway", "events", *(["writes"] if shutil.which("wrk") else [])]
+    out = tmp_path / "bench.json"
+    redis_base = os.environ.get("CHASSIS_TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench/run.py"),
+            "--only",
+            *figures,
+            "--duration",
+            "1",
+            "--rounds",
+            "1",
+            "--warmup",
+            "0",
+            "--connections",
+            "4",
+            "--transports",
+            "aiohttp",
+            "--event-rate",
+            "20",
+            "--event-seconds",
+            "1",
+            "--relay-intervals",
+            "0.05",
+            "--output",
+            str(out),
+        ],
+        env={**os.environ, "BENCH_REDIS_URL": f"{redis_base}/{REDIS_DB}"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    report = json.loads(out.read_text())
+
+    assert "overhead" not in report["figures"]
+    assert report["tool"] in {"wrk", "python"}
+
+    gateway = report["figures"]["gateway"]
+    assert set(gateway) == {"order", "jwks"}
+    for route in gateway.values():
+        assert set(route) == {"direct", "gateway_aiohttp"}
+        assert route["gateway_aiohttp"]["requests_per_second"] > 0
+        assert len(route["gateway_aiohttp"]["rounds"]) == 1
+
+    if "writes" in figures:
+        writes = report["figures"]["writes"]
+        assert writes["requests"] > 0
+        assert writes["errors"] == 0
+
+    (events,) = report["figures"]["events"]["runs"]
+    assert events["poll_interval_seconds"] == 0.05
+    assert events["failed_posts"] == 0
+    assert events["received"] == events["orders"] == 20
+    assert not math.isnan(events["p99_ms"])
+    # The table names every figure.
+    assert "gateway order: gateway_aiohttp" in completed.stdout
+    assert "events: relay poll 0.05 s" in completed.stdout

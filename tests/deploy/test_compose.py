@@ -24,7 +24,15 @@ ENV_EXAMPLE = ROOT / ".env.example"
 
 APPS = {"users": "USERS_", "orders": "ORDERS_", "gateway": "GATEWAY_", "worker": "WORKER_"}
 MIGRATIONS = {"users-migrate", "orders-migrate"}
-PUBLISHED = {"gateway": 8000, "jaeger": 16686, "prometheus": 9090, "grafana": 3000}
+#: The `loadtest` profile: Locust, built from loadtests/Dockerfile, started on demand only.
+LOADTEST = {"locust-master", "locust-worker"}
+PUBLISHED = {
+    "gateway": 8000,
+    "jaeger": 16686,
+    "prometheus": 9090,
+    "grafana": 3000,
+    "locust-master": 8089,
+}
 SECRETS = (
     "POSTGRES_PASSWORD",
     "USERS_DB_PASSWORD",
@@ -88,7 +96,8 @@ def env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def model(env_file: Path) -> dict[str, Any]:
-    result = _run(env_file, "config", "--format", "json")
+    # Every profile's services, so that the checks below cover the load generators too.
+    result = _run(env_file, "--profile", "loadtest", "config", "--format", "json")
     assert result.returncode == 0, result.stderr
     parsed: dict[str, Any] = json.loads(result.stdout)
     return parsed
@@ -103,10 +112,12 @@ def services(model: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_config_is_valid(env_file: Path) -> None:
     result = _run(env_file, "config", "-q")
     assert result.returncode == 0, result.stderr
+    result = _run(env_file, "--profile", "loadtest", "config", "-q")
+    assert result.returncode == 0, result.stderr
 
 
 def test_the_expected_services_exist(services: dict[str, dict[str, Any]]) -> None:
-    expected = {"postgres", "redis", "otel-collector", *APPS, *MIGRATIONS, *PUBLISHED}
+    expected = {"postgres", "redis", "otel-collector", *APPS, *MIGRATIONS, *PUBLISHED, *LOADTEST}
     assert set(services) == expected
 
 
@@ -171,7 +182,7 @@ def test_no_image_is_latest_or_untagged(services: dict[str, dict[str, Any]]) -> 
         assert repository, f"{name}: {image} is untagged"
         assert "/" not in tag, f"{name}: {image} is untagged"
         assert tag != "latest", f"{name}: {image} uses latest"
-        if name not in APPS and name not in MIGRATIONS:
+        if name not in APPS and name not in MIGRATIONS and name not in LOADTEST:
             # Third-party images: an exact release (Postgres numbers them major.minor).
             assert re.match(r"v?\d+\.\d+", tag), f"{name}: {image} is not an exact version"
 
@@ -214,12 +225,12 @@ def test_long_running_services_restart_unless_stopped(
     services: dict[str, dict[str, Any]],
 ) -> None:
     for name, service in services.items():
-        if name not in MIGRATIONS:
+        if name not in MIGRATIONS and name not in LOADTEST:
             assert service["restart"] == "unless-stopped", name
 
 
 def test_app_containers_are_locked_down(services: dict[str, dict[str, Any]]) -> None:
-    for name in (*APPS, *MIGRATIONS):
+    for name in (*APPS, *MIGRATIONS, *LOADTEST):
         service = services[name]
         assert service["read_only"] is True, name
         assert "/tmp" in service["tmpfs"], name  # noqa: S108 - a tmpfs, checked by name
@@ -333,3 +344,37 @@ def test_the_init_script_and_mounted_configs_exist(model: dict[str, Any]) -> Non
         for volume in service.get("volumes", []):
             if volume["type"] == "bind":
                 assert Path(volume["source"]).exists(), volume["source"]
+
+
+def test_the_load_generators_start_only_with_their_profile(
+    env_file: Path, services: dict[str, dict[str, Any]]
+) -> None:
+    result = _run(env_file, "config", "--services")
+    assert result.returncode == 0, result.stderr
+    assert set(result.stdout.split()) & LOADTEST == set()
+    for name in LOADTEST:
+        assert services[name]["profiles"] == ["loadtest"], name
+
+
+def test_locust_master_and_workers_aim_at_the_gateway(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    master, worker = services["locust-master"], services["locust-worker"]
+    for name in LOADTEST:
+        service = services[name]
+        assert service["build"]["context"] == str(ROOT), name
+        assert service["build"]["dockerfile"] == "loadtests/Dockerfile", name
+        assert service["image"] == "chassis/loadtests:dev", name
+        # A finished headless run must not start over.
+        assert service["restart"] == "no", name
+        assert service["environment"]["LOCUST_HOST"] == "http://gateway:8000", name
+        # The load generator gets no secret: .env is not loaded, only named pass-throughs.
+        assert "env_file" not in service, name
+        assert not [key for key in service["environment"] if re.search("SECRET|PASSWORD", key)]
+    assert (ROOT / "loadtests" / "Dockerfile").is_file()
+    assert master["command"] == ["--master"]
+    assert master["depends_on"]["gateway"]["condition"] == "service_healthy"
+    assert "http://127.0.0.1:8089/" in " ".join(master["healthcheck"]["test"])
+    assert worker["command"] == ["--worker", "--master-host", "locust-master"]
+    assert worker["depends_on"]["locust-master"]["condition"] == "service_healthy"
+    assert worker["deploy"]["replicas"] >= 1

@@ -4,10 +4,11 @@ SHELL := /bin/bash
 UV ?= uv
 PYTEST_ARGS ?=
 
-.PHONY: help install dev demo test lint fmt cov services docs bench coverage-floors
+.PHONY: k8s-check help install dev demo test lint fmt cov services docs bench coverage-floors \
+	loadtest loadtest-local loadtest-smoke capacity
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 install: ## install the workspace (all packages and dev tools) from uv.lock
 	$(UV) sync --locked
@@ -50,5 +51,43 @@ SERVICE_SETTINGS := users.settings:UsersSettings orders.settings:OrdersSettings 
 docs: ## regenerate docs/settings.md from the settings models (chassis and services)
 	$(UV) run python -m chassis.settings_reference $(SERVICE_SETTINGS) > docs/settings.md
 
-bench: ## chassis request-path cost vs bare FastAPI, side by side (wrk if installed); JSON in reports/
-	$(UV) run python bench/chassis_overhead.py
+k8s-check: ## the Helm chart (lint, render, kubernetes-validate 1.29/1.33) and Tiltfile checks alone
+	$(UV) run pytest tests/deploy/test_helm.py tests/deploy/test_tiltfile.py -q
+
+bench: ## chassis cost, gateway cost, writes, event latency (wrk if installed); BENCH_ARGS="--only gateway"
+	$(UV) run python bench/run.py $(BENCH_ARGS)
+
+# --- load tests (loadtests/; reports in reports/, git-ignored) --------------------------------
+HOST ?=
+SUITE ?= journey
+USERS ?= 20
+SPAWN_RATE ?= 2
+RUN_TIME ?= 2m
+SHAPE ?=
+STEP_USERS ?= 10
+STEP_TIME ?= 30s
+STEPS ?= 6
+LOCUST_ARGS ?=
+LOCAL_GATEWAY := http://127.0.0.1:8000
+# make dev's gateway trusts loopback as a proxy: one X-Forwarded-For address per simulated
+# user (RFC 2544 benchmarking range, never routed) gives each its own per-IP limits.
+LOCAL_CLIENT_IPS := 198.18.0.0/15
+
+loadtest: ## load-test any target: HOST=<url> [SUITE= USERS= SPAWN_RATE= RUN_TIME= SHAPE= LOCUST_ARGS=]
+	@test -n "$(HOST)" || { echo "usage: make loadtest HOST=https://staging.example.com [USERS=20 RUN_TIME=2m ...]" >&2; exit 2; }
+	$(UV) run python -m loadtests.run --host "$(HOST)" --suite $(SUITE) --users $(USERS) \
+		--spawn-rate $(SPAWN_RATE) --run-time $(RUN_TIME) $(if $(SHAPE),--shape $(SHAPE)) -- $(LOCUST_ARGS)
+
+loadtest-local: ## the journey against `make dev` (10 users, 1 min; same variables as loadtest)
+	@$(MAKE) --no-print-directory loadtest HOST=$(LOCAL_GATEWAY) USERS=$(if $(filter command line,$(origin USERS)),$(USERS),10) \
+		SPAWN_RATE=$(if $(filter command line,$(origin SPAWN_RATE)),$(SPAWN_RATE),1) \
+		RUN_TIME=$(if $(filter command line,$(origin RUN_TIME)),$(RUN_TIME),1m) \
+		LOCUST_ARGS="--client-ips $(LOCAL_CLIENT_IPS) $(LOCUST_ARGS)"
+
+loadtest-smoke: ## the CI smoke: 6 users for 20 s, SLO gates on (HOST defaults to make dev's gateway)
+	$(UV) run python -m loadtests.run --host "$(or $(HOST),$(LOCAL_GATEWAY))" --smoke -- $(LOCUST_ARGS)
+
+capacity: ## step load until an SLO breaks: summary.md + capacity.png in reports/capacity-<ts>/ (HOST= STEP_USERS= STEP_TIME= STEPS=)
+	$(UV) run python -m loadtests.capacity --host "$(or $(HOST),$(LOCAL_GATEWAY))" --suite $(SUITE) \
+		--step-users $(STEP_USERS) --step-time $(STEP_TIME) --steps $(STEPS) --spawn-rate $(SPAWN_RATE) \
+		-- $(if $(HOST),,--client-ips $(LOCAL_CLIENT_IPS)) $(LOCUST_ARGS)

@@ -370,7 +370,14 @@ async def test_a_worker_waits_out_a_redis_outage_instead_of_exiting(
             assert not running.done(), running.exception()
             proxy.up()
             await enqueue(arq_pool, name, queue_name=queue)
-            await eventually(lambda: worker.jobs_complete == 1, within=10)
+            # Counted as complete before its result is written: wait for the task to end too,
+            # or cancelling the worker below cancels the write and close() re-raises it.
+            await eventually(
+                lambda: (
+                    worker.jobs_complete == 1 and all(task.done() for task in worker.tasks.values())
+                ),
+                within=10,
+            )
             assert ran == [True]
         finally:
             running.cancel()

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 
 import httpx
 
-from chassis.testing.processes import free_port, stop_process_group
+from chassis.testing.processes import free_port, stop_process_group, uvicorn_command
 from load import BENCH_DIR, SERVER_CPU, Measurement, measure, pinned
 
 VARIANTS = (
@@ -30,22 +29,9 @@ PATH = "/items/42"
 
 def _start(variant: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        f"apps:{variant}",
-        "--app-dir",
-        str(BENCH_DIR),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
+    command = uvicorn_command(
+        f"apps:{variant}", port, app_dir=BENCH_DIR, extra_args=["--no-access-log"]
+    )
     process = subprocess.Popen(
         pinned(SERVER_CPU, command),
         env=env,

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from chassis.testing.plugin import redis_test_url
+
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_DB = os.environ.get("CHASSIS_TEST_REDIS_DB", "15")
+REDIS_DB = int(os.environ.get("CHASSIS_TEST_REDIS_DB", "15"))
 
 
 @pytest.mark.slow
@@ -27,7 +29,6 @@ def test_bench_runs_every_figure_and_writes_its_report(tmp_path: Path) -> None:
     # uvicorn starts, the same measure() as here) keep the run inside its CI budget.
     figures = ["gateway", "events", *(["writes"] if shutil.which("wrk") else [])]
     out = tmp_path / "bench.json"
-    redis_base = os.environ.get("CHASSIS_TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
     completed = subprocess.run(
         [
             sys.executable,
@@ -53,7 +54,7 @@ def test_bench_runs_every_figure_and_writes_its_report(tmp_path: Path) -> None:
             "--output",
             str(out),
         ],
-        env={**os.environ, "BENCH_REDIS_URL": f"{redis_base}/{REDIS_DB}"},
+        env={**os.environ, "BENCH_REDIS_URL": redis_test_url(REDIS_DB)},
         cwd=ROOT,
         capture_output=True,
         text=True,

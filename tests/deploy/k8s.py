@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from chassis.testing.overrides import deep_merge
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "chassis"
 TILTFILE = ROOT / "Tiltfile"
@@ -47,16 +49,6 @@ def values_of(values_set: str) -> dict[str, Any]:
         return {}
     loaded: dict[str, Any] = yaml.safe_load((CHART / f"values-{values_set}.yaml").read_text())
     return loaded
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 #: libyaml's parser when PyYAML has it: the rendered charts are parsed many times over.

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pytest
 import redis
 
+from chassis.testing.plugin import redis_test_url
 from tests.e2e.otlp_sink import SpanSink, otlp_sink
 from tests.support.platform import PlatformConfig, migrate, running_platform
 
@@ -30,8 +31,7 @@ class E2EPlatform:
 
 
 def _redis_url() -> str:
-    base = os.environ.get("CHASSIS_TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
-    return f"{base}/{E2E_REDIS_DB}"
+    return redis_test_url(E2E_REDIS_DB)
 
 
 @pytest.fixture(scope="session")

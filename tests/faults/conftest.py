@@ -33,6 +33,7 @@ import redis
 import websockets
 
 from chassis.testing.faultproxy import FaultProxy
+from chassis.testing.plugin import redis_test_url
 from tests.faults.report import REPORT_PATH, SCENARIO_IDS, SETTINGS, Reliability, render
 from tests.support.accounts import sign_up_and_log_in
 from tests.support.platform import SERVICES, Platform, PlatformConfig, migrate
@@ -149,12 +150,11 @@ def faults(
     users_db = postgres_database_factory("users_faults")
     orders_db = postgres_database_factory("orders_faults")
     migrate(users_database_url=users_db, orders_database_url=orders_db)
-    base = os.environ.get("CHASSIS_TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
-    direct_redis = f"{base}/{FAULTS_REDIS_DB}"
+    direct_redis = redis_test_url(FAULTS_REDIS_DB)
     with redis.Redis.from_url(direct_redis) as client:
         client.flushdb()
 
-    redis_target = urlsplit(base)
+    redis_target = urlsplit(direct_redis)
     pg_target = urlsplit(orders_db)
     with (
         FaultProxy(redis_target.hostname or "127.0.0.1", redis_target.port or 6379) as redis_proxy,

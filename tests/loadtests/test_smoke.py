@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from chassis.testing.plugin import redis_test_url
 from loadtests import endpoints
 from tests.support.platform import PlatformConfig, migrate, running_platform
 
@@ -45,8 +46,7 @@ def gateway(
     users_db = postgres_database_factory("users_loadtest")
     orders_db = postgres_database_factory("orders_loadtest")
     migrate(users_database_url=users_db, orders_database_url=orders_db)
-    base = os.environ.get("CHASSIS_TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
-    redis_url = f"{base}/{LOADTEST_REDIS_DB}"
+    redis_url = redis_test_url(LOADTEST_REDIS_DB)
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
     client.close()

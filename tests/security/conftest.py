@@ -22,6 +22,7 @@ import pytest
 import redis
 
 from chassis.auth import SigningKey, generate_rsa_key
+from chassis.testing.plugin import redis_test_url
 from tests.support.platform import (
     WORKER_CLIENT_SECRET,
     Platform,
@@ -43,12 +44,8 @@ FAST_PASSWORDS = {
 NO_LIMIT = "1000000"
 
 
-def redis_base_url() -> str:
-    return os.environ.get("CHASSIS_TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
-
-
 def security_redis_url() -> str:
-    return f"{redis_base_url()}/{SECURITY_REDIS_DB}"
+    return redis_test_url(SECURITY_REDIS_DB)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -25,7 +24,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chassis.testing.processes import free_port, start_process, stop_process_group
+from chassis.testing.processes import (
+    free_port,
+    start_process,
+    stop_process_group,
+    uvicorn_command,
+)
 from tests.security.accounts import sign_up_and_log_in_sync
 from tests.security.conftest import (
     ALLOWED_ORIGIN,
@@ -50,13 +54,6 @@ class LimitedEdge:
     gateway: str
     users: str
     gateway_process: subprocess.Popen[bytes]
-
-
-def uvicorn_command(factory: str, port: int) -> list[str]:
-    return [
-        sys.executable, "-m", "uvicorn", "--factory", factory,
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-    ]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

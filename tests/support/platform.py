@@ -23,7 +23,12 @@ from pathlib import Path
 from typing import IO
 
 from chassis.database.migrations import upgrade_to_head
-from chassis.testing.processes import free_port, start_process, stop_process_group
+from chassis.testing.processes import (
+    free_port,
+    start_process,
+    stop_process_group,
+    uvicorn_command,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_CLIENT_SECRET = "platform-worker-client-secret"
@@ -150,19 +155,7 @@ class Platform:
     def _command(self, name: str) -> list[str]:
         if name == "worker":
             return [sys.executable, "-m", "arq", "worker.main.WorkerSettings"]
-        return [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            f"{name}.main:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.ports[name]),
-            "--log-level",
-            "warning",
-        ]
+        return uvicorn_command(f"{name}.main:create_app", self.ports[name])
 
     def _env(self, name: str) -> dict[str, str]:
         config = self.config

@@ -47,8 +47,10 @@ def _admin_postgres_url() -> str:
     )
 
 
-def _redis_base_url() -> str:
-    return os.environ.get("CHASSIS_TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
+def redis_test_url(db: int) -> str:
+    """Database `db` of the test Redis server (``CHASSIS_TEST_REDIS_URL``)."""
+    base = os.environ.get("CHASSIS_TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
+    return f"{base}/{db}"
 
 
 @pytest.fixture(autouse=True)
@@ -119,7 +121,7 @@ async def redis_url() -> AsyncIterator[str]:
     import redis.asyncio as redis
 
     db = int(os.environ.get("CHASSIS_TEST_REDIS_DB", "15"))
-    url = f"{_redis_base_url()}/{db}"
+    url = redis_test_url(db)
     client = redis.Redis.from_url(url)
     try:
         await client.flushdb()

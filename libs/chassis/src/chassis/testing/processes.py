@@ -99,6 +99,24 @@ def stop_process_group(process: subprocess.Popen[bytes], *, timeout: float = 15.
         process.wait(timeout=5)
 
 
+def uvicorn_command(
+    factory: str,
+    port: int,
+    *,
+    app_dir: str | os.PathLike[str] | None = None,
+    extra_args: Sequence[str] = (),
+) -> list[str]:
+    """The command line of `uvicorn --factory <factory>` on 127.0.0.1:`port`, warnings only."""
+    command = [
+        sys.executable, "-m", "uvicorn", "--factory", factory,
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+        *extra_args,
+    ]  # fmt: skip
+    if app_dir is not None:
+        command += ["--app-dir", os.fspath(app_dir)]
+    return command
+
+
 @contextmanager
 def uvicorn_process(
     factory: str,
@@ -111,22 +129,7 @@ def uvicorn_process(
 ) -> Iterator[str]:
     """Run `uvicorn --factory <factory>` on a free port; yield its base URL."""
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        factory,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        *extra_args,
-    ]
-    if app_dir is not None:
-        command += ["--app-dir", os.fspath(app_dir)]
+    command = uvicorn_command(factory, port, app_dir=app_dir, extra_args=extra_args)
     base_url = f"http://127.0.0.1:{port}"
     with service_process(command, ready_url=base_url + ready_path, env=env, timeout=timeout):
         yield base_url

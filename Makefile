@@ -22,6 +22,9 @@ demo: ## one user's journey through the running platform (`make dev` in another 
 
 test: ## run the whole test suite against real Postgres and Redis, with the coverage floors
 	$(UV) run coverage erase
+	@# Hypothesis builds its UTF-8 table once per checkout (.hypothesis/); under coverage's tracer
+	@# that took minutes and ran the schemathesis tests past their timeout, so build it untraced.
+	-@$(UV) run python -c "from hypothesis.internal.charmap import intervals_from_codec as f; f('utf-8')"
 	$(UV) run coverage run -m pytest $(PYTEST_ARGS)
 	$(UV) run coverage combine -q
 	$(UV) run coverage report

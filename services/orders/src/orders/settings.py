@@ -49,7 +49,10 @@ class OutboxSettings(_Group):
     batch_size: int = Field(default=100, ge=1, le=10_000)
     """Outbox rows claimed and published per relay pass."""
     poll_interval_seconds: float = Field(default=0.5, gt=0)
-    """Pause between relay passes when the last one did not fill a batch."""
+    """Pause between relay passes when the last one did not fill a batch (and nothing woke it)."""
+    wake_on_commit: bool = True
+    """Start a relay pass as soon as an order's transaction commits in this process, instead of
+    waiting for the poll; the poll still picks up rows of other processes and retries."""
     max_backoff_seconds: float = Field(default=30.0, gt=0)
     """Longest wait before retrying a row whose publish failed."""
     stop_grace_seconds: float = Field(default=10.0, ge=0)

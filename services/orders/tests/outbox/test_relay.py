@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -42,6 +43,20 @@ def relay_settings(make_settings: Callable[..., OrdersSettings], **outbox: Any) 
     return make_settings(outbox={"relay_enabled": True, "poll_interval_seconds": 0.05, **outbox})
 
 
+@asynccontextmanager
+async def order_events(redis_url: str, *, prefix: str | None = None) -> AsyncIterator[Any]:
+    """A pub/sub connection subscribed to every ``order.*`` channel (under `prefix`)."""
+    listener = Redis.from_url(redis_url)
+    pubsub = listener.pubsub()
+    pattern = pattern_for("order") if prefix is None else pattern_for("order", prefix=prefix)
+    await pubsub.psubscribe(pattern)
+    try:
+        yield pubsub
+    finally:
+        await pubsub.aclose()
+        await listener.aclose()
+
+
 async def _next_event_about(
     pubsub: Any, order_id: str, event_type: str, *, within: float = 10.0
 ) -> EventEnvelope:
@@ -66,10 +81,7 @@ async def test_a_new_order_is_published_and_its_fulfilment_job_enqueued_once(
     stored: Any,
     eventually: Callable[..., Awaitable[None]],
 ) -> None:
-    listener = Redis.from_url(redis_url)
-    pubsub = listener.pubsub()
-    await pubsub.psubscribe(pattern_for("order"))
-    try:
+    async with order_events(redis_url) as pubsub:
         app = create_app(relay_settings(make_settings))
         async with make_client(app) as client:
             created = await client.post(
@@ -82,9 +94,6 @@ async def test_a_new_order_is_published_and_its_fulfilment_job_enqueued_once(
                 return all(row.sent_at is not None for row in await stored.events())
 
             await eventually(all_sent)
-    finally:
-        await pubsub.aclose()
-        await listener.aclose()
 
     assert envelope.producer == "orders"
     assert envelope.subject == "alice"
@@ -107,10 +116,7 @@ async def test_later_changes_are_published_without_new_jobs(
     order_body: Any,
 ) -> None:
     prefix = f"test-{uuid.uuid4().hex[:12]}"
-    listener = Redis.from_url(redis_url)
-    pubsub = listener.pubsub()
-    await pubsub.psubscribe(pattern_for("order", prefix=prefix))
-    try:
+    async with order_events(redis_url, prefix=prefix) as pubsub:
         app = create_app(relay_settings(make_settings, channel_prefix=prefix))
         async with make_client(app) as client:
             created = await client.post(
@@ -119,12 +125,33 @@ async def test_later_changes_are_published_without_new_jobs(
             order_id = created.json()["id"]
             await client.post(f"/api/v1/orders/{order_id}/cancel", headers=tokens.user("alice"))
             cancelled = await _next_event_about(pubsub, order_id, "order.cancelled")
-    finally:
-        await pubsub.aclose()
-        await listener.aclose()
 
     assert cancelled.payload["previous_status"] == "pending"
     assert await arq_redis.zcard(QUEUE) == 1
+
+
+async def test_each_change_is_published_when_it_commits_not_at_the_next_poll(
+    make_settings: Callable[..., OrdersSettings],
+    make_client: Any,
+    redis_url: str,
+    tokens: Any,
+    order_body: Any,
+) -> None:
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    # Ten minutes between polls: only the commit's wake can publish within the test.
+    settings = relay_settings(make_settings, channel_prefix=prefix, poll_interval_seconds=600)
+    async with (
+        order_events(redis_url, prefix=prefix) as pubsub,
+        make_client(create_app(settings)) as client,
+    ):
+        for _ in range(3):
+            created = await client.post(
+                "/api/v1/orders", json=order_body(), headers=tokens.user("alice")
+            )
+            order_id = created.json()["id"]
+            await _next_event_about(pubsub, order_id, "order.created", within=5)
+            await client.post(f"/api/v1/orders/{order_id}/cancel", headers=tokens.user("alice"))
+            await _next_event_about(pubsub, order_id, "order.cancelled", within=5)
 
 
 async def test_the_fulfilment_job_is_enqueued_once_however_often_the_event_is_relayed(

@@ -6,6 +6,11 @@ accepted them, so an event is never lost when Redis is down and never
 published for a transaction that rolled back. Why, and the guarantees, in
 docs/adr/0003-transactional-outbox.md.
 
+A relay wakes as soon as a transaction that staged an event commits in its
+own process (a SQLAlchemy ``after_commit`` hook), so an event leaves within
+milliseconds instead of up to a poll interval later; the poll remains for rows
+committed by other processes and for retries.
+
 Claims use ``SELECT ... FOR UPDATE SKIP LOCKED`` on Postgres, so several
 relays share the work without publishing a row twice. SQLite has no row
 locks (the clause is dropped): run one relay per SQLite database, which is
@@ -16,13 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar, cast
 
 import structlog
 from opentelemetry import trace
-from sqlalchemy import JSON, Integer, String, delete, func, select
+from sqlalchemy import JSON, Integer, String, delete, event, func, select
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -35,6 +41,8 @@ from chassis.metrics.registry import OUTBOX_BACKLOG, OUTBOX_LAG, OUTBOX_PUBLISH_
 logger = structlog.get_logger("chassis.outbox")
 
 LAST_ERROR_LENGTH = 500
+#: ``session.info`` key: the outbox models with rows staged in the session's open transaction.
+STAGED_MODELS_KEY = "chassis.outbox.staged_models"
 
 #: Called after an event was published and before its row is marked sent (enqueue the job here).
 PublishedHook = Callable[[EventEnvelope], Awaitable[None]]
@@ -99,7 +107,35 @@ def add_event(
     row.sent_at = None
     row.last_error = None
     session.add(row)
+    # Read by the after_commit hook, which wakes this process's relays of `model`.
+    session.info.setdefault(STAGED_MODELS_KEY, set()).add(model)
     return envelope
+
+
+#: Relays running in this process, woken when a transaction that staged their model's rows commits.
+_running_relays: weakref.WeakSet[OutboxRelay[Any]] = weakref.WeakSet()
+
+
+def _wake_relays_after_commit(session: Session) -> None:
+    staged: set[type[OutboxMixin]] | None = session.info.pop(STAGED_MODELS_KEY, None)
+    if not staged:
+        return
+    for relay in list(_running_relays):
+        if relay.model in staged:
+            relay.wake()
+
+
+def _forget_staged_after_rollback(session: Session) -> None:
+    # The rows are gone with the transaction: a later commit of this session must not wake for them.
+    session.info.pop(STAGED_MODELS_KEY, None)
+
+
+def _install_commit_hooks() -> None:
+    # On the Session class, so that every session (AsyncSession wraps one) is covered;
+    # installed once, when the first relay starts.
+    if not event.contains(Session, "after_commit", _wake_relays_after_commit):
+        event.listen(Session, "after_commit", _wake_relays_after_commit)
+        event.listen(Session, "after_rollback", _forget_staged_after_rollback)
 
 
 def envelope_from_row(row: OutboxMixin) -> EventEnvelope:
@@ -144,6 +180,13 @@ class OutboxRelay(Generic[OutboxT]):
     exponential backoff, ``last_error``) and stop the batch, since the broker
     is probably down and the rest would fail the same way.
 
+    With `wake_on_commit` (the default) a running relay starts a pass as soon
+    as a transaction of this process that called `add_event` for its model
+    commits; `poll_interval` then only bounds the delay of rows committed
+    elsewhere (another replica, a script) and of retries. Commits that land
+    during a pass are taken by the next one, so a burst becomes a few passes,
+    not one per event.
+
     `require_subscribers` treats a PUBLISH that reached no subscriber as a
     failure to retry. Off by default: in production the durable hand-off is
     the job `on_published` enqueues, and a missing live listener must not
@@ -164,6 +207,7 @@ class OutboxRelay(Generic[OutboxT]):
         require_subscribers: bool = False,
         on_published: PublishedHook | None = None,
         metrics_interval: float = 5.0,
+        wake_on_commit: bool = True,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         if batch_size < 1:
@@ -179,7 +223,10 @@ class OutboxRelay(Generic[OutboxT]):
         self.require_subscribers = require_subscribers
         self._on_published = on_published
         self.metrics_interval = metrics_interval
+        self.wake_on_commit = wake_on_commit
         self._clock = clock
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._metrics_at: datetime | None = None
         self._stop: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -271,15 +318,44 @@ class OutboxRelay(Generic[OutboxT]):
         return int(count), lag
 
     # --- loop ------------------------------------------------------------------------
+    def wake(self) -> None:
+        """Start the next pass now instead of after the poll interval (any thread)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            self._wake.set()
+        else:
+            # A synchronous Session committing in another thread.
+            loop.call_soon_threadsafe(self._wake.set)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until `stop` is set: again at once after a full batch, else after a pause.
 
-        A failing pass (database down) is logged and retried with backoff; a
-        stop request lets the current batch finish so nothing published is
-        left unmarked.
+        The pause ends early when `wake` is called (a commit that staged an
+        event). A failing pass (database down) is logged and retried with
+        backoff, which commits do not cut short; a stop request lets the
+        current batch finish so nothing published is left unmarked.
         """
+        self._loop = asyncio.get_running_loop()
+        if self.wake_on_commit:
+            _install_commit_hooks()
+            _running_relays.add(self)
+        try:
+            await self._relay_until(stop)
+        finally:
+            _running_relays.discard(self)
+            self._loop = None
+
+    async def _relay_until(self, stop: asyncio.Event) -> None:
         failures = 0
         while not stop.is_set():
+            # Cleared before the claim: a commit landing during this pass wakes the next one.
+            self._wake.clear()
             try:
                 published = await self.relay_once()
             except Exception as exc:  # noqa: BLE001 - the relay must outlive outages
@@ -297,7 +373,7 @@ class OutboxRelay(Generic[OutboxT]):
                 continue
             failures = 0
             if published < self.batch_size:
-                await _wait(stop, self.poll_interval)
+                await _wait_either(stop, self._wake, self.poll_interval)
 
     async def start(self) -> None:
         """Run the relay in a background task until `stop`."""
@@ -322,3 +398,15 @@ class OutboxRelay(Generic[OutboxT]):
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _wait_either(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    """Return when `stop` or `wake` is set, or after `seconds`."""
+    if stop.is_set() or wake.is_set():
+        return
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -77,6 +77,7 @@ def build_relay(
         producer=PRODUCER,
         batch_size=outbox.batch_size,
         poll_interval=outbox.poll_interval_seconds,
+        wake_on_commit=outbox.wake_on_commit,
         max_backoff=outbox.max_backoff_seconds,
         on_published=fulfilment_enqueuer(arq, queue_name=settings.jobs.queue_name),
     )

@@ -111,6 +111,9 @@ class DatabaseSettings(_Group):
     """Replace connections older than this (-1 never)."""
     pool_pre_ping: bool = True
     """Test a pooled connection before use, so a restarted database is noticed."""
+    pool_pre_ping_idle_seconds: float = Field(default=1.0, ge=0)
+    """Pre-ping only connections that sat in the pool at least this long (0: on every use).
+    A connection returned moments ago was just working; pinging it costs three round trips."""
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     """Deadline for opening a new database connection."""
     statement_timeout_ms: int = Field(default=5000, ge=0)

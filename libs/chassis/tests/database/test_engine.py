@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import text
@@ -15,6 +18,117 @@ from chassis.settings import DatabaseSettings
 
 def gauge(name: str, service: str) -> float:
     return REGISTRY.get_sample_value(name, {"service": service}) or 0.0
+
+
+async def backend_pid(engine: Any) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+async def terminate(postgres_url: str, pid: int) -> None:
+    """Cut one server connection from outside, as a database restart would."""
+    admin = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+
+
+def count_pings(engine: Any, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    pings: list[bool] = []
+    real_ping = engine.dialect.do_ping
+
+    def counting_ping(dbapi_connection: Any) -> bool:
+        pings.append(True)
+        return bool(real_ping(dbapi_connection))
+
+    monkeypatch.setattr(engine.dialect, "do_ping", counting_ping)
+    return pings
+
+
+async def test_a_connection_reused_at_once_is_not_pinged_one_left_idle_is(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = create_engine_from_settings(
+        postgres_url,
+        DatabaseSettings(pool_size=1, max_overflow=0, pool_pre_ping_idle_seconds=0.2),
+        service="pinged",
+    )
+    pings = count_pings(engine, monkeypatch)
+    try:
+        first = await backend_pid(engine)
+        for _ in range(5):
+            assert await backend_pid(engine) == first
+        assert pings == []
+
+        await asyncio.sleep(0.3)
+        assert await backend_pid(engine) == first
+        assert pings == [True]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_connection_cut_while_idle_is_replaced_before_the_query_runs(
+    postgres_url: str,
+) -> None:
+    engine = create_engine_from_settings(
+        postgres_url,
+        DatabaseSettings(pool_size=1, max_overflow=0, pool_pre_ping_idle_seconds=0.1),
+        service="pinged",
+    )
+    try:
+        first = await backend_pid(engine)
+        await terminate(postgres_url, first)
+        await asyncio.sleep(0.2)
+        # The ping found the dead connection; the pool opened a new one for the query.
+        assert await backend_pid(engine) != first
+    finally:
+        await engine.dispose()
+
+
+async def test_a_connection_cut_inside_the_idle_window_fails_one_query_then_recovers(
+    postgres_url: str,
+) -> None:
+    engine = create_engine_from_settings(
+        postgres_url,
+        DatabaseSettings(pool_size=2, max_overflow=0, pool_pre_ping_idle_seconds=60),
+        service="pinged",
+    )
+    try:
+        async with engine.connect() as one, engine.connect() as two:
+            pids = [
+                (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+                for conn in (one, two)
+            ]
+        for pid in pids:
+            await terminate(postgres_url, pid)
+        # The trade-off of the window: no ping, so the first query meets the cut connection...
+        with pytest.raises(DBAPIError) as failed:
+            await backend_pid(engine)
+        assert failed.value.connection_invalidated
+        # ...and that error retires every connection opened before it, the other cut one too.
+        assert {await backend_pid(engine) for _ in range(4)}.isdisjoint(pids)
+    finally:
+        await engine.dispose()
+
+
+async def test_an_idle_window_of_zero_pings_every_checkout_as_sqlalchemy_does(
+    postgres_url: str,
+) -> None:
+    every = create_engine_from_settings(
+        postgres_url, DatabaseSettings(pool_pre_ping_idle_seconds=0), service="pinged"
+    )
+    windowed = create_engine_from_settings(postgres_url, DatabaseSettings(), service="pinged")
+    off = create_engine_from_settings(
+        postgres_url, DatabaseSettings(pool_pre_ping=False), service="pinged"
+    )
+    try:
+        assert every.sync_engine.pool._pre_ping
+        assert not windowed.sync_engine.pool._pre_ping
+        assert not off.sync_engine.pool._pre_ping
+    finally:
+        for engine in (every, windowed, off):
+            await engine.dispose()
 
 
 async def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(tmp_path: Path) -> None:

@@ -2,17 +2,19 @@
 
 Each backend gets what it needs to behave in production: SQLite runs in WAL mode
 with a busy timeout and enforced foreign keys on every connection; Postgres gets
-a bounded pool, pre-ping, a connect timeout, a server-side ``statement_timeout``
-and the service name as ``application_name``. Both report their pool to
-Prometheus.
+a bounded pool, a pre-ping of connections that sat idle, a connect timeout, a
+server-side ``statement_timeout`` and the service name as ``application_name``.
+Both report their pool to Prometheus.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
@@ -23,6 +25,8 @@ from chassis.settings import DatabaseSettings
 # Set on a pool record while our gauge counts it, so that a check-in SQLAlchemy
 # emits for a connection that never completed check-out is not subtracted.
 _COUNTED = "chassis_checked_out"
+# On a pool record's connection info: when the connection last went back to the pool.
+_RETURNED_AT = "chassis_returned_at"
 
 
 def create_engine_from_settings(
@@ -105,14 +109,54 @@ def _postgres_engine(url: URL, settings: DatabaseSettings, *, service: str) -> A
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout_seconds,
         pool_recycle=settings.pool_recycle_seconds,
-        pool_pre_ping=settings.pool_pre_ping,
+        # With an idle threshold the ping is ours (_pre_ping_when_idle), not SQLAlchemy's.
+        pool_pre_ping=settings.pool_pre_ping and not settings.pool_pre_ping_idle_seconds,
         connect_args={
             "timeout": settings.connect_timeout_seconds,
             "server_settings": server_settings,
         },
     )
     event.listen(engine.sync_engine, "do_connect", _connect_errors_as_dbapi_errors)
+    if settings.pool_pre_ping and settings.pool_pre_ping_idle_seconds:
+        _pre_ping_when_idle(engine, idle_seconds=settings.pool_pre_ping_idle_seconds)
     return engine
+
+
+def _pre_ping_when_idle(engine: AsyncEngine, *, idle_seconds: float) -> None:
+    """Ping a pooled connection at check-out only if it sat idle for `idle_seconds`.
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every check-out, and asyncpg's ping
+    is three round trips (BEGIN, an empty query, ROLLBACK): more than the
+    query of a typical GET. A connection checked in a moment ago was working
+    then, so under load nothing is pinged; one idle long enough to have been
+    cut by a database restart or a proxy timeout is. A failed ping raises
+    `DisconnectionError`, on which the pool discards the connection and checks
+    out another (SQLAlchemy's documented pessimistic-disconnect hook). A
+    connection that breaks within the window fails its query instead; that
+    error invalidates every connection the pool opened before it, so one
+    request sees the restart, not one per pooled connection.
+    """
+
+    def on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry | None) -> None:
+        if record is not None and record.dbapi_connection is not None:
+            record.info[_RETURNED_AT] = time.monotonic()
+
+    def on_checkout(
+        dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
+    ) -> None:
+        # A new connection has no check-in time: it was opened just now, nothing to test.
+        returned_at = record.info.get(_RETURNED_AT)
+        if returned_at is None or time.monotonic() - returned_at < idle_seconds:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # any failure means the connection is unusable
+            raise sa_exc.DisconnectionError(f"pre-ping failed: {exc}") from exc
+        if not alive:
+            raise sa_exc.DisconnectionError("pre-ping failed")
+
+    event.listen(engine.sync_engine, "checkin", on_checkin)
+    event.listen(engine.sync_engine, "checkout", on_checkout)
 
 
 def _connect_errors_as_dbapi_errors(

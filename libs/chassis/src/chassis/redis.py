@@ -78,7 +78,7 @@ async def check_redis(app: FastAPI) -> None:
     await client.ping()
 
 
-def get_redis(connection: HTTPConnection) -> Redis:
+async def get_redis(connection: HTTPConnection) -> Redis:
     client: Redis = connection.app.state.redis
     return client
 

@@ -145,7 +145,7 @@ def get_settings() -> GatewaySettings:
     return load_settings(GatewaySettings)
 
 
-def app_settings(connection: HTTPConnection) -> GatewaySettings:
+async def app_settings(connection: HTTPConnection) -> GatewaySettings:
     """The settings the running app was built with (what `create_app` was given)."""
     settings: GatewaySettings = connection.app.state.settings
     return settings

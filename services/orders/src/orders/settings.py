@@ -99,7 +99,7 @@ def get_settings() -> OrdersSettings:
     return load_settings(OrdersSettings)
 
 
-def app_settings(connection: HTTPConnection) -> OrdersSettings:
+async def app_settings(connection: HTTPConnection) -> OrdersSettings:
     """The settings the running app was built with (which tests may have passed in)."""
     settings: OrdersSettings = connection.app.state.settings
     return settings

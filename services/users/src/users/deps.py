@@ -17,22 +17,22 @@ from users.keys.store import KeyStore
 from users.settings import UsersSettings
 
 
-def get_settings_from_app(connection: HTTPConnection) -> UsersSettings:
+async def get_settings_from_app(connection: HTTPConnection) -> UsersSettings:
     settings: UsersSettings = connection.app.state.settings
     return settings
 
 
-def get_passwords(connection: HTTPConnection) -> Passwords:
+async def get_passwords(connection: HTTPConnection) -> Passwords:
     passwords: Passwords = connection.app.state.passwords
     return passwords
 
 
-def get_key_store(connection: HTTPConnection) -> KeyStore:
+async def get_key_store(connection: HTTPConnection) -> KeyStore:
     store: KeyStore = connection.app.state.key_store
     return store
 
 
-def get_login_throttle(connection: HTTPConnection) -> LoginThrottle:
+async def get_login_throttle(connection: HTTPConnection) -> LoginThrottle:
     throttle: LoginThrottle = connection.app.state.login_throttle
     return throttle
 

@@ -58,7 +58,7 @@ async def check_cache(app: FastAPI) -> bool:
     return await store.ping()
 
 
-def get_cache(connection: HTTPConnection) -> CacheStore:
+async def get_cache(connection: HTTPConnection) -> CacheStore:
     store: CacheStore = connection.app.state.cache
     return store
 

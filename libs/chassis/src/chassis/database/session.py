@@ -74,7 +74,7 @@ class Database:
         await self.engine.dispose()
 
 
-def get_database(connection: HTTPConnection) -> Database:
+async def get_database(connection: HTTPConnection) -> Database:
     database: Database = connection.app.state.database
     return database
 
@@ -85,7 +85,8 @@ async def get_session(connection: HTTPConnection) -> AsyncIterator[AsyncSession]
     Use it through `SessionDep`, which gives it function scope; a bare
     ``Depends(get_session)`` would commit after the response had been sent.
     """
-    async with _unavailable_as_503(), get_database(connection).session() as session:
+    database: Database = connection.app.state.database
+    async with _unavailable_as_503(), database.session() as session:
         yield session
 
 

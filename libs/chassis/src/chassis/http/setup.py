@@ -10,7 +10,7 @@ would turn one failing dependency into a failing fleet.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -69,13 +69,14 @@ def get_upstream(request: Request, name: str) -> UpstreamClient:
         raise LookupError(f"no upstream named {name!r} is configured") from None
 
 
-def upstream(name: str) -> Callable[[Request], UpstreamClient]:
+def upstream(name: str) -> Callable[[Request], Awaitable[UpstreamClient]]:
     """A dependency giving the client for `name`:
 
     ``OrdersClient = Annotated[UpstreamClient, Depends(upstream("orders"))]``
     """
 
-    def dependency(request: Request) -> UpstreamClient:
+    # async: FastAPI runs a plain ``def`` dependency in its thread pool, a hop per request.
+    async def dependency(request: Request) -> UpstreamClient:
         return get_upstream(request, name)
 
     return dependency

@@ -90,6 +90,6 @@ def check_live_events(app: FastAPI) -> Mapping[str, Any]:
     return {**details, "connections": len(live.hub)}
 
 
-def get_live_events(connection: HTTPConnection) -> LiveEvents:
+async def get_live_events(connection: HTTPConnection) -> LiveEvents:
     live: LiveEvents = connection.app.state.live_events
     return live

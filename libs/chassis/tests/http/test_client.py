@@ -8,6 +8,10 @@ import time
 import httpx
 import pytest
 from prometheus_client import REGISTRY
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from chassis.http import (
     BreakerState,
@@ -18,6 +22,7 @@ from chassis.http import (
     UpstreamUnavailable,
 )
 from chassis.settings import UpstreamSettings
+from chassis.testing.servers import serve_in_thread
 
 
 def retries(upstream: str, reason: str) -> float:
@@ -511,3 +516,33 @@ async def test_client_uses_the_configured_base_url_and_closes(scripted, upstream
 
     assert str(upstream.requests[0].url) == "http://orders.internal:8002/api/orders"
     assert upstream.closed
+
+
+@pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
+async def test_a_cookie_set_by_the_upstream_never_rides_on_a_later_call(
+    upstream_name: str, transport: str
+) -> None:
+    """One client serves every user: a kept cookie would go out with someone else's call."""
+
+    async def login(request: Request) -> Response:
+        response = JSONResponse({"cookie": request.headers.get("cookie")})
+        response.set_cookie("session", "alice-secret", path="/")
+        return response
+
+    async def whoami(request: Request) -> Response:
+        return JSONResponse({"cookie": request.headers.get("cookie")})
+
+    app = Starlette(routes=[Route("/login", login), Route("/whoami", whoami)])
+    with serve_in_thread(app) as base_url:
+        async with UpstreamClient(
+            upstream_name, UpstreamSettings(base_url=base_url, transport=transport)
+        ) as client:
+            first = await client.get("/login")
+            later = await client.get("/whoami")
+            own = await client.get("/whoami", cookies={"mine": "1"})
+
+    # The caller still sees the upstream's Set-Cookie; the client kept nothing.
+    assert first.headers["set-cookie"].startswith("session=alice-secret")
+    assert later.json() == {"cookie": None}
+    # A cookie the caller passes goes out with that request only.
+    assert own.json() == {"cookie": "mine=1"}

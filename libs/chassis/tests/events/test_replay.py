@@ -151,3 +151,48 @@ async def test_the_publisher_keeps_each_event_in_a_capped_stream(redis: Redis, p
 def test_replay_settings_are_validated(redis_url: str) -> None:
     with pytest.raises(ValueError, match="replay_margin"):
         EventSubscriber(redis_url, handler=Inbox(), channels=["c"], replay_margin=-1)
+
+
+async def test_a_replayed_burst_lets_consumers_drain_between_events(
+    redis_url: str, redis: Redis, prefix: str, eventually: Eventually
+) -> None:
+    """300 missed events into a 10-slot queue: a consumer that keeps pace must never overflow.
+
+    The gateway's hub queues each event for its connections and drops one whose queue
+    is full as too slow; a replay handed over without yielding filled it in one go.
+    """
+    queue: asyncio.Queue[EventEnvelope] = asyncio.Queue(maxsize=10)
+    overflowed: list[EventEnvelope] = []
+    drained: list[EventEnvelope] = []
+
+    class BoundedInbox(Inbox):
+        async def __call__(self, envelope: EventEnvelope) -> None:
+            try:
+                queue.put_nowait(envelope)
+            except asyncio.QueueFull:
+                overflowed.append(envelope)
+
+    async def consumer() -> None:
+        while True:
+            drained.append(await queue.get())
+
+    publisher = EventPublisher(
+        redis, channel_prefix=prefix, replay_stream=replay_stream_for(prefix)
+    )
+    missed = [order_event(i) for i in range(300)]
+    draining = asyncio.create_task(consumer())
+    try:
+        async with subscriber_behind_a_proxy(redis_url, prefix, BoundedInbox(), replay=True) as (
+            sub,
+            proxy,
+        ):
+            proxy.down()
+            await eventually(lambda: not sub.connected)
+            for event in missed:
+                await publisher.publish(event)
+            proxy.up()
+            await eventually(lambda: len(drained) + len(overflowed) >= len(missed), within=10)
+    finally:
+        draining.cancel()
+    assert overflowed == []
+    assert [e.id for e in drained] == [e.id for e in missed]

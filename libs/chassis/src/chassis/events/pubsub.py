@@ -348,6 +348,12 @@ class EventSubscriber:
                     event_id=envelope.id,
                     event_type=envelope.type,
                 )
+        # Yield to the loop after each event. A replay batch, or pub/sub messages already
+        # buffered on the socket, would otherwise be handed over without a single
+        # suspension, and a handler that queues them for consumers (the gateway's hub, a
+        # bounded queue per connection) would see a healthy consumer fall behind by the
+        # whole burst and drop it as too slow.
+        await asyncio.sleep(0)
 
 
 def _text(value: bytes | str) -> str:

@@ -1,6 +1,7 @@
 #!/bin/sh
-# Pin the Dockerfile's base image by digest: resolve the tag's current digest and rewrite
-# docker/base-image.lock and the `ARG PYTHON_BASE=` default of ./Dockerfile together.
+# Pin the base image by digest: resolve the tag's current digest and rewrite
+# docker/base-image.lock and the `ARG PYTHON_BASE=` default of ./Dockerfile together, and of
+# loadtests/Dockerfile when it is there (its test requires the same base as the services').
 #
 #   scripts/refresh-base-digests.sh [TAG]     (TAG defaults to the one in the lock file)
 #
@@ -10,7 +11,8 @@ set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 lock="$root/docker/base-image.lock"
-dockerfile="$root/Dockerfile"
+dockerfiles="$root/Dockerfile"
+[ -f "$root/loadtests/Dockerfile" ] && dockerfiles="$dockerfiles $root/loadtests/Dockerfile"
 
 current=$(grep -v '^[[:space:]]*#' "$lock" | grep -v '^[[:space:]]*$' | head -n 1)
 tag="${1:-${current%%@*}}"
@@ -39,11 +41,16 @@ trap 'rm -f "$tmp"' EXIT
     grep '^#' "$lock" | grep -v -e '^# Not pinned yet' -e '^# access). Run'
     printf '%s\n' "$pinned"
 } > "$tmp"
+# Every file is checked before any is written: a missing ARG line leaves all untouched.
+for dockerfile in $dockerfiles; do
+    grep -q '^ARG PYTHON_BASE=' "$dockerfile" || {
+        echo "refresh-base-digests: no 'ARG PYTHON_BASE=' line in $dockerfile" >&2
+        exit 1
+    }
+done
 cat "$tmp" > "$lock"
-sed "s|^ARG PYTHON_BASE=.*\$|ARG PYTHON_BASE=$pinned|" "$dockerfile" > "$tmp"
-grep -q "^ARG PYTHON_BASE=$pinned\$" "$tmp" || {
-    echo "refresh-base-digests: no 'ARG PYTHON_BASE=' line in $dockerfile" >&2
-    exit 1
-}
-cat "$tmp" > "$dockerfile"
-echo "pinned $pinned"
+for dockerfile in $dockerfiles; do
+    sed "s|^ARG PYTHON_BASE=.*\$|ARG PYTHON_BASE=$pinned|" "$dockerfile" > "$tmp"
+    cat "$tmp" > "$dockerfile"
+    echo "pinned $pinned in ${dockerfile#"$root"/}"
+done

@@ -25,6 +25,7 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
 BASE_LOCK = ROOT / "docker" / "base-image.lock"
 REFRESH = ROOT / "scripts" / "refresh-base-digests.sh"
+LOADTEST_DOCKERFILE = ROOT / "loadtests" / "Dockerfile"
 
 PORTS = {"users": 8001, "orders": 8002, "gateway": 8000, "worker": 8003}
 #: Containers listen on every interface of their own network namespace.
@@ -278,9 +279,25 @@ def test_entrypoint_is_posix_sh_and_ends_in_exec() -> None:
     assert code[-1] == 'exec "$@"'
 
 
+SHELL_SCRIPTS = [
+    ENTRYPOINT,
+    *sorted((ROOT / "scripts").glob("*.sh")),
+    ROOT / ".ci" / "run",
+    *sorted((ROOT / ".ci").glob("*.sh")),
+]
+
+
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
-def test_entrypoint_passes_shellcheck() -> None:
+def test_entrypoint_passes_shellcheck_as_posix_sh() -> None:
+    # The image runs it with /bin/sh (dash): nothing bash-only may slip in.
     subprocess.run(["shellcheck", "--shell=sh", str(ENTRYPOINT)], check=True)
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda path: path.name)
+def test_every_shell_script_passes_shellcheck(script: Path) -> None:
+    # Each in the dialect of its shebang; style notes (severity info) do not fail it.
+    subprocess.run(["shellcheck", "--severity=warning", str(script)], check=True)
 
 
 def dry_run(tmp_path: Path, *args: str, **env: str) -> tuple[dict[str, str], list[str]]:
@@ -413,11 +430,13 @@ def test_every_uvicorn_flag_exists_in_the_locked_uvicorn(tmp_path: Path) -> None
 # --- refresh-base-digests.sh --------------------------------------------------------------
 
 
-def test_refresh_script_pins_lock_and_dockerfile_together(tmp_path: Path) -> None:
+def test_refresh_script_pins_lock_and_both_dockerfiles_together(tmp_path: Path) -> None:
     (tmp_path / "scripts").mkdir()
     (tmp_path / "docker").mkdir()
+    (tmp_path / "loadtests").mkdir()
     shutil.copy(REFRESH, tmp_path / "scripts" / REFRESH.name)
     shutil.copy(DOCKERFILE, tmp_path / "Dockerfile")
+    shutil.copy(LOADTEST_DOCKERFILE, tmp_path / "loadtests" / "Dockerfile")
     shutil.copy(BASE_LOCK, tmp_path / "docker" / "base-image.lock")
     digest = "sha256:" + "ab12" * 16
     bin_dir = tmp_path / "bin"
@@ -436,6 +455,8 @@ def test_refresh_script_pins_lock_and_dockerfile_together(tmp_path: Path) -> Non
     assert pinned in result.stdout
     args, _ = parse((tmp_path / "Dockerfile").read_text())
     assert args["PYTHON_BASE"] == pinned
+    loadtest_args, _ = parse((tmp_path / "loadtests" / "Dockerfile").read_text())
+    assert loadtest_args["PYTHON_BASE"] == pinned
     lock = [
         line
         for line in (tmp_path / "docker" / "base-image.lock").read_text().splitlines()

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,8 @@ PASSWORD = "correct horse battery staple"  # noqa: S105 - a throwaway bench acco
 ORDER = {"items": [{"sku": "BENCH-1", "quantity": 1, "unit_price_minor": 1000}], "currency": "EUR"}
 #: The orders relay's documented default pause between passes (read from the model).
 DEFAULT_POLL_INTERVAL = OrdersSettings().outbox.poll_interval_seconds
+#: How the relay learns of new rows: woken by the commit (the default) or only by its poll.
+RELAY_MODES = ("wake", "poll")
 UNLIMITED = "1000000000"
 JWKS_PATH = "/.well-known/jwks.json"
 #: Upstream transports the gateway figure compares (chassis UpstreamSettings.transport).
@@ -105,7 +108,7 @@ def _flush_redis() -> None:
 
 @contextlib.contextmanager
 def running_platform(
-    *, otlp_endpoint: str, log_dir: Path, poll_interval: float = DEFAULT_POLL_INTERVAL
+    *, otlp_endpoint: str, log_dir: Path, relay_mode: str = "wake"
 ) -> Iterator[Platform]:
     """users, orders and gateway pinned to the server core; stopped (by PID) on exit."""
     _flush_redis()
@@ -118,7 +121,7 @@ def running_platform(
             log_dir=log_dir,
             with_worker=False,
             env={"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint},
-            service_env=_service_env(poll_interval),
+            service_env=_service_env(relay_mode),
         )
         platform = Platform(config)
         try:
@@ -131,7 +134,7 @@ def running_platform(
             _flush_redis()
 
 
-def _service_env(poll_interval: float) -> dict[str, dict[str, str]]:
+def _service_env(relay_mode: str) -> dict[str, dict[str, str]]:
     # staging, as docker compose runs them: JSON logs, Redis-backed rate limits.
     env = {
         name: {
@@ -140,12 +143,15 @@ def _service_env(poll_interval: float) -> dict[str, dict[str, str]]:
         }
         for name in ("users", "orders", "gateway")
     }
-    env["orders"]["ORDERS_OUTBOX__POLL_INTERVAL_SECONDS"] = str(poll_interval)
+    # The documented defaults (the launcher's own test set-up polls faster); "poll" turns
+    # the wake off.
+    env["orders"]["ORDERS_OUTBOX__POLL_INTERVAL_SECONDS"] = str(DEFAULT_POLL_INTERVAL)
+    env["orders"]["ORDERS_OUTBOX__WAKE_ON_COMMIT"] = str(relay_mode == "wake").lower()
     return env
 
 
-def restart_orders(platform: Platform, *, poll_interval: float) -> None:
-    platform.config.service_env = _service_env(poll_interval)
+def restart_orders(platform: Platform, *, relay_mode: str) -> None:
+    platform.config.service_env = _service_env(relay_mode)
     platform.stop("orders")
     platform.start("orders")
     pin_process(platform.process("orders").pid)
@@ -346,17 +352,20 @@ def writes(
 
 @dataclass
 class EventLatency:
+    relay_mode: str
     poll_interval_seconds: float
     rate_per_second: float
     orders: int
     failed_posts: int
+    #: Why POSTs failed: HTTP status, or the transport error's class name, with counts.
+    failures: dict[str, int]
     received: int
     p50_ms: float
     p95_ms: float
     p99_ms: float
     max_ms: float
 
-    def as_dict(self) -> dict[str, float | int]:
+    def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
@@ -365,21 +374,23 @@ def event_latency(
     *,
     rate: float,
     seconds: float,
-    poll_interval: float,
+    relay_mode: str,
     say: Callable[[str], None] = print,
 ) -> EventLatency:
     """Paced POSTs; time from each POST's response to its order.created on /ws/events."""
     account = sign_up(platform.gateway)
     # The client is the load generator: it gets the other core.
     pin_process(os.getpid(), LOAD_CPU)
-    values, failed = asyncio.run(
+    values, failures = asyncio.run(
         _paced_orders(platform.gateway, account, rate=rate, seconds=seconds)
     )
     result = EventLatency(
-        poll_interval_seconds=poll_interval,
+        relay_mode=relay_mode,
+        poll_interval_seconds=DEFAULT_POLL_INTERVAL,
         rate_per_second=rate,
         orders=round(rate * seconds),
-        failed_posts=failed,
+        failed_posts=sum(failures.values()),
+        failures=failures,
         received=len(values),
         p50_ms=round(percentile(values, 50), 2),
         p95_ms=round(percentile(values, 95), 2),
@@ -387,8 +398,9 @@ def event_latency(
         max_ms=round(max(values, default=float("nan")), 2),
     )
     say(
-        f"  events (relay poll {poll_interval:g} s) {result.received}/{result.orders} received, "
-        f"{result.failed_posts} POSTs failed  "
+        f"  events ({relay_label(relay_mode)}, {rate:g}/s) "
+        f"{result.received}/{result.orders} received, "
+        f"{result.failed_posts} POSTs failed {result.failures or ''}  "
         f"p50 {result.p50_ms:.1f}  p95 {result.p95_ms:.1f}  p99 {result.p99_ms:.1f} ms"
     )
     return result
@@ -396,13 +408,13 @@ def event_latency(
 
 async def _paced_orders(
     gateway: str, account: Account, *, rate: float, seconds: float
-) -> tuple[list[float], int]:
-    """Latency (ms) of every order.created that arrived, and the POSTs that failed."""
+) -> tuple[list[float], dict[str, int]]:
+    """Latency (ms) of every order.created that arrived, and why POSTs failed (with counts)."""
     answered: dict[str, float] = {}
     arrived: dict[str, float] = {}
     total = max(1, round(rate * seconds))
     ws_url = gateway.replace("http://", "ws://", 1) + "/ws/events"
-    failed = 0
+    failures: Counter[str] = Counter()
     placed_all = False
     all_arrived = asyncio.Event()
     async with (
@@ -428,17 +440,16 @@ async def _paced_orders(
                             all_arrived.set()
 
         async def place(at: float) -> None:
-            nonlocal failed
             await asyncio.sleep(max(0.0, at - time.perf_counter()))
             try:
                 response = await client.post(
                     "/api/v1/orders", json=ORDER, headers={"Idempotency-Key": uuid.uuid4().hex}
                 )
-            except httpx.HTTPError:
-                failed += 1
+            except httpx.HTTPError as exc:
+                failures[type(exc).__name__] += 1
                 return
             if response.status_code != 201:
-                failed += 1
+                failures[str(response.status_code)] += 1
                 return
             answered[str(response.json()["id"])] = time.perf_counter()
 
@@ -458,7 +469,13 @@ async def _paced_orders(
     latencies = [
         max(0.0, (arrived[oid] - t) * 1000) for oid, t in answered.items() if oid in arrived
     ]
-    return latencies, failed
+    return latencies, dict(failures)
+
+
+def relay_label(relay_mode: str) -> str:
+    if relay_mode == "wake":
+        return "relay woken by commit"
+    return f"relay polls every {DEFAULT_POLL_INTERVAL:g} s"
 
 
 def median_of(runs: list[Measurement]) -> dict[str, float | None]:

@@ -45,12 +45,12 @@ def test_bench_runs_every_figure_and_writes_its_report(tmp_path: Path) -> None:
             "4",
             "--transports",
             "aiohttp",
-            "--event-rate",
+            "--event-rates",
             "20",
             "--event-seconds",
             "1",
-            "--relay-intervals",
-            "0.05",
+            "--relay-modes",
+            "wake",
             "--output",
             str(out),
         ],
@@ -80,10 +80,10 @@ def test_bench_runs_every_figure_and_writes_its_report(tmp_path: Path) -> None:
         assert writes["errors"] == 0
 
     (events,) = report["figures"]["events"]["runs"]
-    assert events["poll_interval_seconds"] == 0.05
+    assert events["relay_mode"] == "wake"
     assert events["failed_posts"] == 0
     assert events["received"] == events["orders"] == 20
     assert not math.isnan(events["p99_ms"])
     # The table names every figure.
     assert "gateway order: gateway_aiohttp" in completed.stdout
-    assert "events: relay poll 0.05 s" in completed.stdout
+    assert "events: 20/s, woken by commit" in completed.stdout

@@ -11,7 +11,8 @@
 #   HOST                  bind address, default 0.0.0.0
 #   WEB_CONCURRENCY       uvicorn worker processes, default 1 (not used by the worker)
 #   GRACEFUL_TIMEOUT      seconds in-flight requests (or jobs) get after SIGTERM, default 20
-#   KEEP_ALIVE            idle keep-alive timeout in seconds, default 5
+#   KEEP_ALIVE            idle keep-alive timeout in seconds, default 5; keep it above the
+#                         callers' upstream KEEPALIVE_EXPIRY_SECONDS (4 s)
 #   MAX_REQUESTS          recycle a uvicorn worker after this many requests, default 0 (never)
 #   MAX_REQUESTS_JITTER   up to this many more, drawn per worker process, default 0
 #   ENTRYPOINT_DRY_RUN=1  print the environment it set and the command, do not exec it

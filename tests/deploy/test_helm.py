@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
+from chassis.settings import UpstreamSettings
+
 from tests.deploy.k8s import (
     CHART,
     KUBE_VERSIONS,
@@ -244,6 +246,17 @@ def test_the_entrypoint_reads_the_graceful_timeout_the_chart_sets() -> None:
     assert "SERVER__GRACEFUL_TIMEOUT_SECONDS" in entrypoint
     # The preStop hook execs `sleep`: the runtime image is Debian slim, which has it.
     assert re.search(r"^ARG PYTHON_BASE=python:3\.11-slim", (ROOT / "Dockerfile").read_text(), re.M)
+
+
+@pytest.mark.parametrize("values_set", VALUES_SETS)
+def test_servers_keep_idle_connections_longer_than_their_callers(values_set: str) -> None:
+    """A caller reusing a connection the server is closing fails the call (a POST is not
+    retried): each server's keep-alive must outlast the upstream client's expiry."""
+    rendered = render_set(values_set)
+    expiry = UpstreamSettings(base_url="http://unused").keepalive_expiry_seconds
+    for service in HTTP_SERVICES:
+        config = rendered.get("ConfigMap", name(service))["data"]
+        assert int(config["KEEP_ALIVE"]) > expiry, (service, values_set)
 
 
 # --- scaling and disruption ------------------------------------------------------------------
@@ -703,6 +716,7 @@ def test_locust_runs_one_master_and_the_configured_workers_against_the_gateway()
         ({"worker": {"signingKey": {"existingSecret": "x"}}}, "worker"),
         ({"gateway": {"resources": {"limits": None}}}, "limits"),
         ({"networkPolicy": {"postgres": {"to": [], "ports": []}}}, "postgres"),
+        ({"users": {"server": {"keepAliveSeconds": 4}}}, "keepAliveSeconds"),
     ],
 )
 def test_the_values_schema_refuses(values: dict[str, Any], complaint: str) -> None:

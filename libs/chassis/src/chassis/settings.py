@@ -291,6 +291,10 @@ class UpstreamSettings(_Group):
     """Connections to this upstream per process."""
     max_keepalive_connections: int = Field(default=20, ge=0)
     """Idle connections kept for reuse."""
+    keepalive_expiry_seconds: float = Field(default=4.0, gt=0)
+    """Close a pooled connection idle this long. Keep it below the upstream server's own
+    keep-alive timeout (uvicorn's, ``KEEP_ALIVE``, is 5 s here): a connection the server
+    closes just as a call reuses it fails that call, and a POST is never retried."""
     transport: Literal["aiohttp", "httpx"] = "aiohttp"
     """Connection pool under the httpx client: aiohttp's (httpx-aiohttp), or httpx's own,
     which cost about three times the CPU per call here (docs/adr/0011)."""

@@ -7,6 +7,7 @@ import time
 
 import httpx
 import pytest
+import uvicorn
 from prometheus_client import REGISTRY
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -546,3 +547,62 @@ async def test_a_cookie_set_by_the_upstream_never_rides_on_a_later_call(
     assert later.json() == {"cookie": None}
     # A cookie the caller passes goes out with that request only.
     assert own.json() == {"cookie": "mine=1"}
+
+
+
+async def test_a_post_after_an_idle_spell_never_reuses_a_connection_the_server_is_closing(
+    upstream_name: str,
+) -> None:
+    """A server closes a connection left idle for its keep-alive timeout. A call that reuses
+    it at that moment fails, and a POST is never retried: the gateway answered a signup with
+    a 502 so. An expiry below the server's means the client never offers such a connection.
+    (aiohttp's pool is the one exposed: httpcore checks that a socket is still quiet before
+    reusing it.) Scaled down here to 1 s for the server, 0.8 s for the client; the defaults
+    keep the same order (test_the_client_drops_idle_connections_before_our_servers_do)."""
+
+    async def created(request: Request) -> Response:
+        await request.body()
+        await asyncio.sleep(0.05)  # the first calls overlap, so each opens a connection
+        return Response(status_code=201)
+
+    app = Starlette(routes=[Route("/", created, methods=["POST"])])
+    server_keep_alive, calls, step = 1.0, 40, 0.001
+    settings = UpstreamSettings(
+        base_url="http://unused",
+        transport="aiohttp",
+        keepalive_expiry_seconds=0.8,
+        max_keepalive_connections=calls,
+    )
+    outcomes: list[int | str] = []
+    with serve_in_thread(app, keep_alive_seconds=server_keep_alive) as base_url:
+        async with UpstreamClient(
+            upstream_name, settings.model_copy(update={"base_url": base_url})
+        ) as client:
+
+            async def after_idling(idle_from: float, idle: float) -> int | str:
+                await asyncio.sleep(idle_from + idle - time.monotonic())
+                try:
+                    return (await client.post("/", content=b"{}")).status_code
+                except UpstreamBadGateway as exc:
+                    return repr(exc)
+
+            for _ in range(4):
+                await asyncio.gather(*(client.post("/", content=b"{}") for _ in range(calls)))
+                idle_from = time.monotonic()
+                # Idle spells spread over the moments the server closes its connections
+                # (it starts counting when it sends, a little before the client's clock).
+                outcomes += await asyncio.gather(
+                    *(
+                        after_idling(idle_from, server_keep_alive - 0.03 + i * step)
+                        for i in range(calls)
+                    )
+                )
+
+    assert outcomes == [201] * len(outcomes)
+
+
+def test_the_client_drops_idle_connections_before_our_servers_do() -> None:
+    """The services run uvicorn with its default keep-alive (the images' ``KEEP_ALIVE``)."""
+    server_keep_alive = uvicorn.Config(Starlette()).timeout_keep_alive
+    expiry = UpstreamSettings(base_url="http://unused").keepalive_expiry_seconds
+    assert expiry < server_keep_alive

@@ -65,6 +65,7 @@ class UpstreamClient:
         limits = httpx.Limits(
             max_connections=settings.max_connections,
             max_keepalive_connections=settings.max_keepalive_connections,
+            keepalive_expiry=settings.keepalive_expiry_seconds,
         )
         own_aiohttp = transport is None and settings.transport == "aiohttp"
         if own_aiohttp:

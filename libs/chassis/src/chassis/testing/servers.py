@@ -20,12 +20,14 @@ def serve_in_thread(
     *,
     lifespan: Literal["auto", "on", "off"] = "on",
     timeout: float = 10.0,
+    keep_alive_seconds: float | None = None,
 ) -> Iterator[str]:
     """Yield the base URL of `app` served by uvicorn in a thread; stop it on exit.
 
     The socket is bound here (port 0) and handed to uvicorn, so there is no
     window in which another process could take the port. Leaving the block
     stops the server: tests use that to take an upstream down mid-test.
+    `keep_alive_seconds` replaces uvicorn's idle keep-alive timeout (5 s).
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -34,6 +36,8 @@ def serve_in_thread(
     config = uvicorn.Config(
         app, lifespan=lifespan, log_config=None, log_level="warning", access_log=False
     )
+    if keep_alive_seconds is not None:
+        config.timeout_keep_alive = keep_alive_seconds  # type: ignore[assignment]
     server = uvicorn.Server(config)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True

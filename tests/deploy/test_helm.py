@@ -19,7 +19,6 @@ import pytest
 import yaml
 
 from chassis.settings import UpstreamSettings
-
 from tests.deploy.k8s import (
     CHART,
     KUBE_VERSIONS,

@@ -549,7 +549,6 @@ async def test_a_cookie_set_by_the_upstream_never_rides_on_a_later_call(
     assert own.json() == {"cookie": "mine=1"}
 
 
-
 async def test_a_post_after_an_idle_spell_never_reuses_a_connection_the_server_is_closing(
     upstream_name: str,
 ) -> None:

@@ -9,6 +9,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
 from structlog.testing import capture_logs
 
 from chassis.events import (
@@ -17,6 +18,7 @@ from chassis.events import (
     EventSubscriber,
     channel_for,
     pattern_for,
+    replay_stream_for,
 )
 from chassis.events.pubsub import backoff_delay
 
@@ -91,6 +93,44 @@ async def test_published_events_arrive_with_their_envelope(
     )
     assert sample("event_delivery_lag_seconds_count", consumer="gw", type="order.created") >= 1
     assert subscriber.connected is False
+
+
+@pytest.mark.parametrize("replay", [False, True], ids=["plain", "with-replay-stream"])
+async def test_a_batch_goes_out_in_order_in_one_round_trip(
+    redis: Redis, prefix: str, eventually: Eventually, monkeypatch: pytest.MonkeyPatch, replay: bool
+) -> None:
+    inbox = Inbox()
+    stream = replay_stream_for(prefix) if replay else None
+    publisher = EventPublisher(redis, channel_prefix=prefix, replay_stream=stream)
+    batch = [
+        EventEnvelope.new(type=kind, producer="orders", payload={"n": n})
+        for n, kind in enumerate(["order.created", "user.created"] * 10)
+    ]
+    writes: list[int] = []
+    original = AbstractConnection.send_packed_command
+
+    async def counted(self: AbstractConnection, command: Any, check_health: bool = True) -> None:
+        writes.append(1)
+        await original(self, command, check_health)
+
+    async with EventSubscriber(
+        redis, handler=inbox, patterns=[pattern_for("order", prefix=prefix)]
+    ) as subscriber:
+        await asyncio.wait_for(subscriber.wait_connected(), 5)
+        await redis.ping()  # the publisher's pooled connection is open before counting
+        monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+        reached = await publisher.publish_many(batch)
+        monkeypatch.undo()
+        assert await publisher.publish_many([]) == []
+        await eventually(lambda: len(inbox.events) == 10)
+
+    assert len(writes) == 1
+    # One subscriber on the order family: each order event reached it, no user event did.
+    assert reached == [1, 0] * 10
+    assert inbox.events == batch[::2]
+    if stream is not None:
+        entries = await redis.xrange(stream)
+        assert [EventEnvelope.from_json(fields[b"data"]) for _, fields in entries] == batch
 
 
 async def test_a_subscriber_on_exact_channels_gets_only_those(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from fnmatch import fnmatchcase
 from types import TracebackType
 from typing import Any, Self
@@ -29,6 +29,7 @@ import structlog
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from chassis.events.envelope import EventEnvelope, MalformedEventError, event_span
 from chassis.metrics.registry import EVENT_LAG, EVENTS_PUBLISHED, EVENTS_RECEIVED
@@ -107,16 +108,39 @@ class EventPublisher:
             receivers = await self._redis.publish(target, data)
         else:
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.xadd(
-                    self.replay_stream,
-                    {"channel": target, "data": data},
-                    maxlen=self.replay_max_len,
-                    approximate=True,
-                )
-                pipe.publish(target, data)
+                self._queue(pipe, target, data)
                 _, receivers = await pipe.execute()
         EVENTS_PUBLISHED.labels(producer=envelope.producer, type=envelope.type).inc()
         return int(receivers)
+
+    async def publish_many(self, envelopes: Sequence[EventEnvelope]) -> list[int]:
+        """Hand a batch to Redis in one round trip, in order; how many subscribers each reached.
+
+        One MULTI: Redis takes all of them or none. The outbox relay sends its
+        batches so: under load, a round trip per event left it one task among
+        hundreds of requests, waiting a turn of the event loop for each.
+        """
+        if not envelopes:
+            return []
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for envelope in envelopes:
+                self._queue(pipe, self.channel_for(envelope.type), envelope.to_json())
+            replies = await pipe.execute()
+        for envelope in envelopes:
+            EVENTS_PUBLISHED.labels(producer=envelope.producer, type=envelope.type).inc()
+        # With the replay stream each event is an XADD reply, then its PUBLISH's count.
+        counts = replies[1::2] if self.replay_stream is not None else replies
+        return [int(count) for count in counts]
+
+    def _queue(self, pipe: Pipeline, target: str, data: bytes) -> None:
+        if self.replay_stream is not None:
+            pipe.xadd(
+                self.replay_stream,
+                {"channel": target, "data": data},
+                maxlen=self.replay_max_len,
+                approximate=True,
+            )
+        pipe.publish(target, data)
 
 
 class EventSubscriber:

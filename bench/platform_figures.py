@@ -417,13 +417,12 @@ def wait_for_outbox_drained(platform: Platform, *, timeout: float = 60.0) -> flo
     with psycopg.connect(url, autocommit=True) as conn:
         while True:
             row = conn.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()
+            unsent = row[0] if row is not None else 0
             waited = time.perf_counter() - started
-            if row is not None and row[0] == 0:
+            if unsent == 0:
                 return waited
             if waited > timeout:
-                raise RuntimeError(
-                    f"the orders outbox still had {row} unsent rows after {timeout} s"
-                )
+                raise RuntimeError(f"{unsent} outbox rows still unsent after {timeout:g} s")
             time.sleep(0.1)
 
 

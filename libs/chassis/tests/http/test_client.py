@@ -565,7 +565,7 @@ async def test_a_post_after_an_idle_spell_never_reuses_a_connection_the_server_i
         return Response(status_code=201)
 
     app = Starlette(routes=[Route("/", created, methods=["POST"])])
-    server_keep_alive, calls, step = 1.0, 40, 0.001
+    server_keep_alive, calls, step = 1, 40, 0.001
     settings = UpstreamSettings(
         base_url="http://unused",
         transport="aiohttp",

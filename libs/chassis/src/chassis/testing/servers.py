@@ -20,7 +20,7 @@ def serve_in_thread(
     *,
     lifespan: Literal["auto", "on", "off"] = "on",
     timeout: float = 10.0,
-    keep_alive_seconds: float | None = None,
+    keep_alive_seconds: int | None = None,
 ) -> Iterator[str]:
     """Yield the base URL of `app` served by uvicorn in a thread; stop it on exit.
 
@@ -37,7 +37,7 @@ def serve_in_thread(
         app, lifespan=lifespan, log_config=None, log_level="warning", access_log=False
     )
     if keep_alive_seconds is not None:
-        config.timeout_keep_alive = keep_alive_seconds  # type: ignore[assignment]
+        config.timeout_keep_alive = keep_alive_seconds
     server = uvicorn.Server(config)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True

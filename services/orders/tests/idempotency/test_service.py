@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from chassis.database import Database
@@ -278,3 +278,42 @@ async def test_a_conflict_with_nothing_to_replay_asks_the_client_to_retry(
 
     assert raised.value.status_code == 409
     assert await stored.keys() == []
+
+
+async def test_a_new_key_is_stored_without_a_read_first(
+    database: Database, order_body: Any, stored: Any
+) -> None:
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        # before_cursor_execute(conn, cursor, statement, parameters, context, executemany)
+        statements.append(" ".join(str(args[2]).split()))
+
+    data = OrderCreate.model_validate(order_body())
+    event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        async with database.session() as session:
+            await service.place_order(session, owner_id="alice", data=data, idempotency_key=KEY)
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", record)
+
+    on_keys = [s for s in statements if "idempotency_keys" in s]
+    assert [s.split()[0] for s in on_keys] == ["INSERT"]
+    assert len(await stored.keys()) == len(await stored.orders()) == 1
+
+
+async def test_a_replay_leaves_nothing_of_the_work_it_ran(
+    database: Database, order_body: Any, stored: Any
+) -> None:
+    data = OrderCreate.model_validate(order_body())
+    async with database.session() as session:
+        first = await service.place_order(session, owner_id="alice", data=data, idempotency_key=KEY)
+    async with database.session() as session:
+        replay = await service.place_order(
+            session, owner_id="alice", data=data, idempotency_key=KEY
+        )
+
+    assert replay.replayed
+    assert replay.body == first.body
+    assert [str(order.id) for order in await stored.orders()] == [first.body["id"]]
+    assert await stored.event_types() == ["order.created"]

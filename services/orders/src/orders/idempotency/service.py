@@ -2,21 +2,22 @@
 
 How a keyed request is answered:
 
-1. A stored answer for (owner, key) exists: the same request (equal canonical
-   JSON hash) gets it replayed with ``Idempotent-Replayed: true``; a different
-   request gets 422 (the IETF idempotency-key draft's choice: the key was
-   reused for another payload).
-2. Otherwise the work runs and its answer is inserted into
-   ``idempotency_keys`` in the SAME transaction: the order, its outbox event
-   and the stored answer commit together or not at all.
-3. Two concurrent requests with one key both reach step 2. The unique
-   constraint on (owner_id, key) makes the second INSERT wait for the first
-   transaction (Postgres blocks on the index entry) and then fail once the
-   first commits. The second then rolls back everything it staged (its order
-   and event too) and replays the first's stored answer: one order, two equal
-   answers. If the first rolled back instead, the second simply succeeds.
-   Should the re-read still find nothing (the row was purged in between), the
-   caller gets 409 "retry" rather than a second order.
+1. The work runs and its answer is inserted into ``idempotency_keys`` in the
+   SAME transaction: the order, its outbox event and the stored answer commit
+   together or not at all. Nothing is read first: a new key, nearly every
+   request, costs no query beyond its INSERT.
+2. A key already stored fails that INSERT on the unique constraint on
+   (owner_id, key). The request then rolls back everything it staged (its
+   order and event too) and reads the stored answer: the same request (equal
+   canonical JSON hash) gets it replayed with ``Idempotent-Replayed: true``; a
+   different request gets 422 (the IETF idempotency-key draft's choice: the
+   key was reused for another payload).
+3. Two concurrent requests with one key: the second INSERT waits for the
+   first transaction (Postgres blocks on the index entry) and then fails once
+   the first commits, and step 2 replays the first's answer: one order, two
+   equal answers. If the first rolled back instead, the second simply
+   succeeds. Should the re-read find nothing (the row was purged in between),
+   the caller gets 409 "retry" rather than a second order.
 
 A request that fails (4xx/5xx) stores nothing, so fixing and retrying it with
 the same key works.
@@ -74,9 +75,8 @@ async def run_once(
 ) -> StoredResponse:
     """The answer for `owner_id`'s request under `key`: replayed, or `work`'s, stored."""
     request_hash = fingerprint(request)
-    existing = await repository.find(session, owner_id=owner_id, key=key)
-    if existing is not None:
-        return _replay(existing, request_hash)
+    # Insert first, read only on conflict: a new key (nearly every request) costs no
+    # read, and a key already used fails the same unique index a racing duplicate does.
     status_code, body = await work()
     repository.add(
         session,
@@ -90,9 +90,10 @@ async def run_once(
         ),
     )
     try:
-        # Flushed here, not at commit, so that a concurrent duplicate is handled here.
+        # Flushed here, not at commit, so that a used key is handled here.
         await session.flush()
     except IntegrityError:
+        # Nothing staged by `work` survives: the replay is the stored answer alone.
         await session.rollback()
         existing = await repository.find(session, owner_id=owner_id, key=key)
         if existing is None:

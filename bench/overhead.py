@@ -2,6 +2,11 @@
 
 Each variant (bench/apps.py) runs alone under uvicorn on the server core;
 variants are interleaved over rounds so that machine noise hits them alike.
+Every variant runs on two servers: uvicorn as the platform runs it (uvloop and
+httptools, what ``--loop auto --http auto`` picks when installed) and uvicorn
+on the pure-Python asyncio loop and h11 parser. A faster server makes bare
+FastAPI cheaper and leaves the chassis' own cost where it was, so the ratio
+falls while every request gets cheaper: both are printed (docs/adr/0016).
 """
 
 from __future__ import annotations
@@ -25,12 +30,20 @@ VARIANTS = (
 )
 DEFAULT_VARIANTS = ("bare", "chassis_middleware_only", "chassis_full")
 PATH = "/items/42"
+#: uvicorn's event loop and HTTP parser per server name; "uvloop" is what the platform runs.
+SERVERS = {
+    "uvloop": ("--loop", "uvloop", "--http", "httptools"),
+    "asyncio": ("--loop", "asyncio", "--http", "h11"),
+}
 
 
-def _start(variant: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+def _start(variant: str, server: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     command = uvicorn_command(
-        f"apps:{variant}", port, app_dir=BENCH_DIR, extra_args=["--no-access-log"]
+        f"apps:{variant}",
+        port,
+        app_dir=BENCH_DIR,
+        extra_args=["--no-access-log", *SERVERS[server]],
     )
     process = subprocess.Popen(
         pinned(SERVER_CPU, command),
@@ -42,14 +55,14 @@ def _start(variant: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], 
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{variant} exited with {process.returncode}")
+            raise RuntimeError(f"{variant} on {server} exited with {process.returncode}")
         try:
             if httpx.get(url + PATH, timeout=1).status_code == 200:
                 return process, url
         except httpx.TransportError:
             time.sleep(0.1)
     stop_process_group(process, timeout=5)
-    raise RuntimeError(f"{variant} did not start within 30 s")
+    raise RuntimeError(f"{variant} on {server} did not start within 30 s")
 
 
 def run(
@@ -59,20 +72,23 @@ def run(
     rounds: int,
     connections: int,
     variants: Sequence[str] = DEFAULT_VARIANTS,
+    servers: Sequence[str] = tuple(SERVERS),
     warmup: float = 1.0,
     say: Callable[[str], None] = print,
-) -> dict[str, list[Measurement]]:
-    """Measure every variant `rounds` times, interleaved; bare FastAPI always comes first."""
+) -> dict[str, dict[str, list[Measurement]]]:
+    """Per server, every variant measured `rounds` times, interleaved; bare always first."""
     env = {
         **os.environ,
         "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
         "PYTHONPATH": str(BENCH_DIR),
     }
     chosen = ["bare", *(v for v in variants if v != "bare")]
-    results: dict[str, list[Measurement]] = {variant: [] for variant in chosen}
+    results: dict[str, dict[str, list[Measurement]]] = {
+        server: {variant: [] for variant in chosen} for server in servers
+    }
     for round_number in range(1, rounds + 1):
-        for variant in chosen:
-            process, url = _start(variant, env)
+        for server, variant in ((s, v) for s in servers for v in chosen):
+            process, url = _start(variant, server, env)
             try:
                 if warmup > 0:
                     # Imports, route caches and metric children are made before timing.
@@ -91,10 +107,11 @@ def run(
             finally:
                 stop_process_group(process, timeout=10)
             if result.errors:
-                raise RuntimeError(f"{variant}: {result.errors} failed responses")
-            results[variant].append(result)
+                raise RuntimeError(f"{variant} on {server}: {result.errors} failed responses")
+            results[server][variant].append(result)
             say(
-                f"  overhead round {round_number} {variant:26} {result.requests_per_second:8.0f} "
+                f"  overhead round {round_number} {server:7} {variant:26} "
+                f"{result.requests_per_second:8.0f} "
                 f"req/s  {result.cpu_us_per_request or 0:6.0f} us CPU/req"
             )
     return results

@@ -54,6 +54,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="chassis-cost variants (bare always runs)",
     )
     parser.add_argument(
+        "--servers",
+        nargs="+",
+        choices=tuple(overhead.SERVERS),
+        default=list(overhead.SERVERS),
+        help="chassis-cost servers: uvloop (uvloop + httptools, what the platform runs) and "
+        "asyncio (asyncio + h11)",
+    )
+    parser.add_argument(
         "--transports",
         nargs="+",
         choices=("aiohttp", "httpx"),
@@ -106,9 +114,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 rounds=args.rounds,
                 connections=args.connections,
                 variants=args.variants,
+                servers=args.servers,
                 warmup=args.warmup,
             )
-            report["figures"]["overhead"] = _compare(runs, baseline="bare")
+            report["figures"]["overhead"] = {
+                server: _compare(variants, baseline="bare") for server, variants in runs.items()
+            }
         platform_figures = [figure for figure in figures if figure != "overhead"]
         if platform_figures:
             report["figures"].update(_platform(args, platform_figures, endpoint))
@@ -218,7 +229,9 @@ def _print_table(report: dict[str, Any]) -> None:
     figures = report["figures"]
     header = f"{'figure / variant':40} {'req/s':>8} {'p99 ms':>8} {'ratio':>6} {'cpu ratio':>9}"
     print(f"\n{header}  target")
-    groups = [("overhead", "bare", figures.get("overhead", {}))]
+    groups = [
+        (f"overhead {server}", "bare", rows) for server, rows in figures.get("overhead", {}).items()
+    ]
     for route, rows in figures.get("gateway", {}).items():
         groups.append((f"gateway {route}", "direct", rows))
     for name, baseline, rows in groups:

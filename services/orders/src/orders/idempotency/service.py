@@ -40,7 +40,8 @@ from orders.idempotency import repository
 from orders.idempotency.models import IdempotencyKey
 from orders.idempotency.schemas import StoredResponse
 
-#: Produces (status code, JSON body) of the first answer, staging its rows in the session.
+#: Produces (status code, JSON body) of the first answer, staging its rows in the session
+#: and doing nothing outside it: it also runs for a used key, before the key is known used.
 Work = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
 
 

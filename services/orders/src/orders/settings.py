@@ -16,7 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import SettingsConfigDict
 from starlette.requests import HTTPConnection
 
-from chassis.settings import AuthSettings, BaseServiceSettings, ServerSettings, load_settings
+from chassis.settings import (
+    AuthSettings,
+    BaseServiceSettings,
+    RateLimitSettings,
+    ServerSettings,
+    load_settings,
+)
 
 
 class _Group(BaseModel):
@@ -26,6 +32,21 @@ class _Group(BaseModel):
 class OrdersServerSettings(ServerSettings):
     port: int = Field(default=8002, ge=1, le=65535)
     """Port the server listens on."""
+
+
+class OrdersRateLimitSettings(RateLimitSettings):
+    """The chassis limits, with orders' internal routes exempt.
+
+    ``/internal/`` takes only service tokens with ``orders:internal``, is never
+    routed by the gateway and is reachable only from the gateway's and the
+    worker's pods (the chart's NetworkPolicy). The worker makes three calls
+    there per order, bounded by its own job concurrency: the per-caller budget
+    meant for users (100 a minute) stalled fulfilment at about one order every
+    two seconds.
+    """
+
+    exempt_paths: list[str] = Field(default_factory=lambda: ["/health/", "/metrics", "/internal/"])
+    """Path prefixes never limited (the chassis' plus the worker's `/internal/`)."""
 
 
 class OrdersAuthSettings(AuthSettings):
@@ -85,6 +106,8 @@ class OrdersSettings(BaseServiceSettings):
     """Server, deadline and body-size settings (port 8002)."""
     auth: OrdersAuthSettings = Field(default_factory=OrdersAuthSettings)
     """JWT verification of the users service's tokens."""
+    rate_limit: OrdersRateLimitSettings = Field(default_factory=OrdersRateLimitSettings)
+    """Rate limits per caller; the internal routes the worker calls are exempt."""
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     """The outbox relay running in this process."""
     jobs: JobsSettings = Field(default_factory=JobsSettings)

@@ -18,6 +18,7 @@ from orders.idempotency.models import IdempotencyKey
 from orders.main import create_app
 from orders.order.models import Order
 from orders.outbox.models import OutboxEvent
+from orders.settings import OrdersRateLimitSettings
 
 Place = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -362,3 +363,29 @@ async def test_purge_deletes_old_keys_and_old_sent_events_only(
     assert [record.key for record in await stored.keys()] == ["new"]
     remaining = {row.id for row in await stored.events()}
     assert remaining == {event.id for event in events[1:]}
+
+
+async def test_the_default_rate_limit_never_throttles_the_worker(
+    make_settings: Any, make_client: Any, tokens: Any, place: Place
+) -> None:
+    # The documented defaults (100 requests a minute per caller): the worker makes
+    # three internal calls per order, so a budget meant for users would stall
+    # fulfilment at about one order every two seconds.
+    app: FastAPI = create_app(make_settings(rate_limit=OrdersRateLimitSettings().model_dump()))
+    limit = app.state.settings.rate_limit.requests
+    async with make_client(app) as client:
+        order = await place(tokens.user("alice"))
+        statuses = [
+            (
+                await client.get(f"/internal/v1/orders/{order['id']}", headers=tokens.service())
+            ).status_code
+            for _ in range(limit + 20)
+        ]
+        # Users' calls are still limited: the exemption is the internal routes'.
+        user_statuses = [
+            (await client.get("/api/v1/orders", headers=tokens.user("bob"))).status_code
+            for _ in range(limit + 1)
+        ]
+
+    assert set(statuses) == {200}
+    assert user_statuses.count(429) == 1

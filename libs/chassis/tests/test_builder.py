@@ -32,7 +32,7 @@ from chassis.settings import (
     ServerSettings,
     UpstreamSettings,
 )
-from chassis.testing.processes import free_port, service_process
+from chassis.testing.processes import free_port, service_process, start_process, stop_process_group
 from chassis.testing.servers import serve_in_thread
 
 sys.path.insert(0, str(Path(__file__).parent / "apps"))
@@ -307,3 +307,83 @@ def test_readiness_is_503_during_shutdown_while_liveness_stays_200(tmp_path: Pat
         assert live.status_code == 200
         # After the drain the server stops by itself.
         process.wait(timeout=15)
+
+
+SIGNAL_MID_LOG_APP = """
+import os
+import signal
+import sys
+
+import structlog
+from fastapi import APIRouter
+
+from chassis.builder import AppBuilder
+from chassis.logging import configure_logging
+from chassis.settings import BaseServiceSettings
+
+
+class SignalMidWrite:
+    # stdout that sends its own process SIGTERM from inside a write: the handler then
+    # runs while the log writer holds the stream's lock, as when a signal lands mid-line.
+    armed = False
+
+    def write(self, text):
+        sys.stdout.write(text)
+        if self.armed and "arm_signal" in text:
+            self.armed = False
+            os.kill(os.getpid(), signal.SIGTERM)
+        return len(text)
+
+    def flush(self):
+        sys.stdout.flush()
+
+
+STREAM = SignalMidWrite()
+router = APIRouter()
+
+
+@router.get("/signal-mid-log")
+async def signal_mid_log():
+    STREAM.armed = True
+    structlog.get_logger("test").info("arm_signal")
+    return {"logged": True}
+
+
+def create_app():
+    settings = BaseServiceSettings(service_name="signalled", environment="production")
+    app = AppBuilder(settings).with_routes(router).build()
+    configure_logging(settings, stream=STREAM)
+    return app
+"""
+
+
+@pytest.mark.slow
+def test_a_sigterm_that_lands_inside_a_log_write_still_stops_the_server(tmp_path: Path) -> None:
+    """The handler ran inside the access-log write and logged: a deadlock, never an exit."""
+    (tmp_path / "signal_app.py").write_text(SIGNAL_MID_LOG_APP)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "signal_app:create_app",
+        "--port",
+        str(port),
+        "--app-dir",
+        str(tmp_path),
+    ]
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as output:
+        process = start_process(command, ready_url=base + "/health/live", output=output)
+        try:
+            response = httpx.get(base + "/signal-mid-log", timeout=10)
+            assert response.json() == {"logged": True}
+            process.wait(timeout=15)
+        finally:
+            stop_process_group(process, timeout=5)
+    events = [json.loads(line)["event"] for line in log_path.read_text().splitlines()]
+    # The readiness line is still written, by the loop once the write has finished.
+    assert events.index("arm_signal") < events.index("readiness_shutdown_begun")
+    assert events[-1] != "arm_signal"

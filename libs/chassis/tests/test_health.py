@@ -137,6 +137,19 @@ def test_shutdown_callbacks_run_once_and_a_failing_one_does_not_stop_the_rest() 
     assert registry.shutting_down
 
 
+def test_marking_shutdown_flips_readiness_and_leaves_the_callbacks_to_begin_shutdown() -> None:
+    registry = ReadinessRegistry()
+    calls: list[str] = []
+    registry.on_shutdown(lambda: calls.append("closed streams"))
+    assert registry.mark_shutting_down() is True
+    assert registry.mark_shutting_down() is False
+    assert registry.shutting_down
+    assert calls == []  # nothing but the flag inside a signal handler
+    registry.begin_shutdown()
+    registry.begin_shutdown()
+    assert calls == ["closed streams"]
+
+
 def test_duplicate_check_names_are_refused() -> None:
     registry = ReadinessRegistry()
     registry.add("database", lambda app: None)

@@ -240,12 +240,21 @@ def _flip_readiness_on_sigterm(
         elif prior == signal.SIG_DFL and signum == signal.SIGINT:
             raise KeyboardInterrupt
 
+    def drain_then_forward(signum: int, frame: FrameType | None) -> None:
+        logger.info("draining_before_shutdown", seconds=drain_seconds)
+        loop.call_later(drain_seconds, forward, signum, frame)
+
     def handler(signum: int, frame: FrameType | None) -> None:
-        first = not registry.shutting_down
-        registry.begin_shutdown()
+        # A signal handler runs between two bytecodes of whatever the main thread was
+        # doing: under load, often inside an access-log write that holds the stream's
+        # lock, which is not reentrant. Logging here deadlocked the process (2 SIGTERMs
+        # of 30 under wrk never stopped it). So the handler only flips readiness, which
+        # takes no lock, and leaves the log lines and shutdown callbacks to the loop.
+        first = registry.mark_shutting_down()
+        if first:
+            loop.call_soon_threadsafe(registry.begin_shutdown)
         if drain_seconds > 0 and first and signum == signal.SIGTERM:
-            logger.info("draining_before_shutdown", seconds=drain_seconds)
-            loop.call_soon_threadsafe(loop.call_later, drain_seconds, forward, signum, frame)
+            loop.call_soon_threadsafe(drain_then_forward, signum, frame)
             return
         forward(signum, frame)
 

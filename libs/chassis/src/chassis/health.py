@@ -42,6 +42,7 @@ class ReadinessRegistry:
         self.default_timeout = default_timeout
         self._checks: dict[str, _Check] = {}
         self._shutting_down = False
+        self._shutdown_announced = False
         self._shutdown_callbacks: list[Callable[[], None]] = []
 
     def add(
@@ -69,20 +70,37 @@ class ReadinessRegistry:
         """Call `callback` once when shutdown begins (SIGTERM, or the end of the lifespan).
 
         For long-lived streams (SSE, WebSocket) that the server would otherwise
-        wait for before it can stop. It may run inside a signal handler: keep it
-        short and hand real work to the loop (``loop.call_soon_threadsafe``).
-        A failing callback is logged and does not stop the others.
+        wait for before it can stop. It runs on the event loop's thread, from
+        `begin_shutdown`; keep it short. A failing callback is logged and does
+        not stop the others.
         """
         self._shutdown_callbacks.append(callback)
 
     def _stopping(self) -> bool:
         return self._shutting_down
 
-    def begin_shutdown(self) -> None:
-        if self._shutting_down:
-            return
-        logger.info("readiness_shutdown_begun")
+    def mark_shutting_down(self) -> bool:
+        """Turn readiness to 503 and do nothing else; True if this call turned it.
+
+        The one part of shutdown that is safe inside a signal handler: it takes
+        no lock and writes no log line. `begin_shutdown` still has to run (it
+        logs and calls the callbacks).
+        """
+        first = not self._shutting_down
         self._shutting_down = True
+        return first
+
+    def begin_shutdown(self) -> None:
+        """Readiness 503 from now on; log it and run the shutdown callbacks, once.
+
+        Never from a signal handler: it logs, and a log write takes the stream's
+        lock, which the interrupted code may be holding (`mark_shutting_down`).
+        """
+        self._shutting_down = True
+        if self._shutdown_announced:
+            return
+        self._shutdown_announced = True
+        logger.info("readiness_shutdown_begun")
         for callback in self._shutdown_callbacks:
             try:
                 callback()

@@ -76,7 +76,7 @@ def setup_live_events(builder: AppBuilder, settings: EventsSettings) -> None:
 
 def _closer(loop: asyncio.AbstractEventLoop, hub: EventHub) -> Callable[[], None]:
     def close_soon() -> None:
-        # May run inside a signal handler: let the loop do the work.
+        # Called from begin_shutdown; the streams close on a later turn of the loop.
         if not loop.is_closed():
             loop.call_soon_threadsafe(hub.close_all)
 

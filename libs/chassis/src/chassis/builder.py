@@ -33,6 +33,7 @@ from fastapi import APIRouter, FastAPI
 
 from chassis.errors import install_error_handlers
 from chassis.health import ReadinessRegistry, health_router
+from chassis.heap import freeze_startup_heap
 from chassis.logging import configure_logging
 from chassis.settings import BaseServiceSettings
 from chassis.tracing.native import FASTAPI_TELEMETRY_OFF
@@ -204,6 +205,8 @@ class AppBuilder:
                 value = await stack.enter_async_context(factory(app))
                 setattr(app.state, name, value)
                 stack.callback(logger.info, "resource_closed", resource=name)
+            if self.settings.server.freeze_heap_after_startup:
+                freeze_startup_heap()
             restore = _flip_readiness_on_sigterm(
                 self.readiness, drain_seconds=self.settings.server.drain_seconds
             )

@@ -36,6 +36,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from chassis.context import get_request_id, request_id_var
+from chassis.heap import freeze_startup_heap
 from chassis.logging import configure_logging
 from chassis.metrics.registry import JOB_DURATION, JOB_OUTCOMES, QUEUE_DEPTH
 from chassis.settings import BaseServiceSettings
@@ -280,6 +281,8 @@ def worker_settings(
         logger.info("worker_started", queue=queue_name, max_jobs=max_jobs)
         if on_startup is not None:
             await on_startup(ctx)
+        if settings.server.freeze_heap_after_startup:
+            freeze_startup_heap()
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         try:

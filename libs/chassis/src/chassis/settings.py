@@ -95,6 +95,9 @@ class ServerSettings(_Group):
     drain_seconds: float = Field(default=0.0, ge=0)
     """After SIGTERM, keep serving with readiness 503 this long before the server stops accepting
     (0 stops at once; on Kubernetes a preStop sleep does this)."""
+    freeze_heap_after_startup: bool = True
+    """After start-up, collect once and `gc.freeze()` what is alive, so that full garbage
+    collections skip the start-up heap (they paused the loop 30-90 ms each; docs/adr/0017)."""
 
 
 class DatabaseSettings(_Group):

@@ -20,6 +20,7 @@ import structlog
 
 logger = structlog.get_logger("chassis.heap")
 
+
 def freeze_startup_heap() -> None:
     """Collect once, then hide every object alive now from later collections (once per process).
 

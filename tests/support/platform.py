@@ -24,7 +24,7 @@ from typing import IO
 
 from chassis.database.migrations import upgrade_to_head
 from chassis.testing.processes import (
-    free_port,
+    free_ports,
     start_process,
     stop_process_group,
     uvicorn_command,
@@ -71,7 +71,7 @@ class Platform:
 
     def __init__(self, config: PlatformConfig) -> None:
         self.config = config
-        self.ports = {name: free_port() for name in SERVICES}
+        self.ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: dict[str, IO[bytes]] = {}
 
@@ -108,6 +108,9 @@ class Platform:
             timeout=self.config.ready_timeout,
             output=output,
         )
+        if self._processes[name].poll() is not None:
+            # Ready, yet exited: what answered on its port was some other process.
+            raise RuntimeError(f"{name} exited during start-up; is port {self.ports[name]} taken?")
 
     def log_path(self, name: str) -> Path:
         """Where `name`'s output goes (needs ``config.log_dir``)."""

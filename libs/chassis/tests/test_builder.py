@@ -32,7 +32,13 @@ from chassis.settings import (
     ServerSettings,
     UpstreamSettings,
 )
-from chassis.testing.processes import free_port, service_process, start_process, stop_process_group
+from chassis.testing.processes import (
+    free_port,
+    service_process,
+    start_process,
+    stop_process_group,
+    uvicorn_command,
+)
 from chassis.testing.servers import serve_in_thread
 
 sys.path.insert(0, str(Path(__file__).parent / "apps"))
@@ -285,19 +291,7 @@ def test_readiness_is_503_during_shutdown_while_liveness_stays_200(tmp_path: Pat
     (tmp_path / "shutdown_app.py").write_text(SHUTDOWN_APP)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "shutdown_app:create_app",
-        "--port",
-        str(port),
-        "--app-dir",
-        str(tmp_path),
-        "--log-level",
-        "warning",
-    ]
+    command = uvicorn_command("shutdown_app:create_app", port, app_dir=tmp_path)
     with service_process(command, ready_url=base + "/health/ready") as process:
         os.kill(process.pid, signal.SIGTERM)
         ready = httpx.get(base + "/health/ready")
@@ -363,17 +357,7 @@ def test_a_sigterm_that_lands_inside_a_log_write_still_stops_the_server(tmp_path
     (tmp_path / "signal_app.py").write_text(SIGNAL_MID_LOG_APP)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "signal_app:create_app",
-        "--port",
-        str(port),
-        "--app-dir",
-        str(tmp_path),
-    ]
+    command = uvicorn_command("signal_app:create_app", port, app_dir=tmp_path)
     log_path = tmp_path / "server.log"
     with log_path.open("wb") as output:
         process = start_process(command, ready_url=base + "/health/live", output=output)

@@ -31,6 +31,7 @@ WORKDIR /src
 # this layer and the dependency install below change only when dependencies do.
 COPY pyproject.toml uv.lock ./
 COPY libs/chassis/pyproject.toml libs/chassis/
+COPY libs/contracts/pyproject.toml libs/contracts/
 COPY libs/devkit/pyproject.toml libs/devkit/
 COPY services/users/pyproject.toml services/users/
 COPY services/orders/pyproject.toml services/orders/

@@ -36,10 +36,11 @@ coverage-floors: ## each package's coverage against its floor (chassis 90 %, ser
 cov: test ## the test suite plus an HTML coverage report in htmlcov/
 	$(UV) run coverage html
 
-lint: ## ruff (lint + format check) and mypy (strict on libs/chassis)
+lint: ## ruff (lint + format check), mypy (strict), import-linter (the import boundaries)
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
+	$(UV) run lint-imports --no-cache
 
 fmt: ## format and autofix
 	$(UV) run ruff format .

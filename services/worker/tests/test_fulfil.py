@@ -18,7 +18,8 @@ from worker_fakes import FakeOrders, FakeUsers
 
 from chassis.jobs import enqueue, job_id_for
 from chassis.testing.processes import free_port
-from worker.fulfil import FULFIL_JOB, retry_delay
+from contracts.jobs import FULFIL_ORDER
+from worker.fulfil import retry_delay
 from worker.settings import WorkerSettings
 
 
@@ -44,9 +45,9 @@ async def enqueue_fulfil(
 ) -> Job:
     queued = await enqueue(
         pool,
-        FULFIL_JOB,
+        FULFIL_ORDER,
         order_id,
-        job_id=job_id or job_id_for(FULFIL_JOB, order_id),
+        job_id=job_id or job_id_for(FULFIL_ORDER, order_id),
         queue_name=queue,
     )
     assert queued is not None
@@ -88,7 +89,7 @@ async def test_a_pending_order_is_confirmed_then_fulfilled(
 ) -> None:
     log_lines = capture_logs(monkeypatch)
     order_id = fake_orders.add_order()
-    successes = sample("job_outcomes_total", task=FULFIL_JOB, outcome="success")
+    successes = sample("job_outcomes_total", task=FULFIL_ORDER, outcome="success")
     job = await enqueue_fulfil(arq_pool, order_id, queue_name)
 
     await run_worker(make_settings(log={"json_output": True}))
@@ -97,14 +98,14 @@ async def test_a_pending_order_is_confirmed_then_fulfilled(
     assert fake_orders.status_of(order_id) == "fulfilled"
     assert fake_orders.event_types(order_id) == ["order.confirmed", "order.fulfilled"]
     assert [e["previous_status"] for e in fake_orders.events] == ["pending", "confirmed"]
-    assert sample("job_outcomes_total", task=FULFIL_JOB, outcome="success") == successes + 1
+    assert sample("job_outcomes_total", task=FULFIL_ORDER, outcome="success") == successes + 1
     logged = [
         line
         for line in log_lines()
         if line.get("order_id") == order_id and line["logger"] == "worker.fulfil"
     ]
     assert [line["event"] for line in logged] == ["order_confirmed", "order_fulfilled"]
-    assert all(line["job"] == FULFIL_JOB for line in logged)
+    assert all(line["job"] == FULFIL_ORDER for line in logged)
 
 
 async def test_a_declined_payment_fails_the_order(
@@ -237,9 +238,9 @@ async def test_running_the_job_twice_moves_the_order_once(
     assert (
         await enqueue(
             arq_pool,
-            FULFIL_JOB,
+            FULFIL_ORDER,
             order_id,
-            job_id=job_id_for(FULFIL_JOB, order_id),
+            job_id=job_id_for(FULFIL_ORDER, order_id),
             queue_name=queue_name,
         )
         is None
@@ -335,14 +336,14 @@ async def test_orders_down_longer_than_the_client_retries_reschedules_the_job(
 ) -> None:
     order_id = fake_orders.add_order()
     fake_orders.fail_with.extend([503, 503, 503])
-    retried = sample("job_outcomes_total", task=FULFIL_JOB, outcome="retry")
+    retried = sample("job_outcomes_total", task=FULFIL_ORDER, outcome="retry")
     job = await enqueue_fulfil(arq_pool, order_id, queue_name)
 
     worker = await run_worker(make_settings())
 
     assert await outcome(job) == (True, "fulfilled", 2)
     assert worker.jobs_retried == 1
-    assert sample("job_outcomes_total", task=FULFIL_JOB, outcome="retry") == retried + 1
+    assert sample("job_outcomes_total", task=FULFIL_ORDER, outcome="retry") == retried + 1
     assert fake_orders.event_types(order_id) == ["order.confirmed", "order.fulfilled"]
 
 

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from chassis.http import UpstreamUnavailable
 from chassis.jobs import enqueue, job_id_for
 from chassis.testing.processes import free_port
-from worker.fulfil import FULFIL_JOB
+from contracts.jobs import FULFIL_ORDER
 from worker.health import HealthServer, create_health_app
 from worker.resources import Resources
 from worker.settings import WorkerSettings
@@ -56,9 +56,9 @@ async def test_the_server_answers_while_the_worker_runs_and_stops_with_it(
     for order_id in ("a", "b"):
         await enqueue(
             arq_pool,
-            FULFIL_JOB,
+            FULFIL_ORDER,
             order_id,
-            job_id=job_id_for(FULFIL_JOB, order_id),
+            job_id=job_id_for(FULFIL_ORDER, order_id),
             queue_name=queue_name,
             defer_by=60,
         )

@@ -19,7 +19,7 @@ import worker.main
 from chassis.jobs import enqueue, job_id_for
 from chassis.testing import eventually
 from chassis.testing.processes import free_port, service_process
-from worker.fulfil import FULFIL_JOB
+from contracts.jobs import FULFIL_ORDER
 from worker.settings import get_settings
 
 
@@ -66,9 +66,9 @@ async def test_arq_builds_a_worker_from_the_module_attribute(
     arq_worker = create_worker(settings_cls, handle_signals=False)
     try:
         assert worker.main.WorkerSettings is settings_cls
-        assert set(arq_worker.functions) == {FULFIL_JOB, "orders.expire_pending", "orders.purge"}
+        assert set(arq_worker.functions) == {FULFIL_ORDER, "orders.expire_pending", "orders.purge"}
         assert (arq_worker.queue_name, arq_worker.max_jobs) == ("arq:custom", 4)
-        assert arq_worker.functions[FULFIL_JOB].max_tries == 8
+        assert arq_worker.functions[FULFIL_ORDER].max_tries == 8
     finally:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -104,9 +104,9 @@ async def test_the_arq_command_runs_the_worker_until_sigterm(
     arq = str(Path(sys.executable).parent / "arq")
     await enqueue(
         arq_pool,
-        FULFIL_JOB,
+        FULFIL_ORDER,
         order_id,
-        job_id=job_id_for(FULFIL_JOB, order_id),
+        job_id=job_id_for(FULFIL_ORDER, order_id),
         queue_name=queue_name,
     )
 

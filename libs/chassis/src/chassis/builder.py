@@ -24,13 +24,15 @@ import asyncio
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Self
 
 import structlog
 from fastapi import APIRouter, FastAPI
 
+from chassis.builder_protocol import ResourceFactory
+from chassis.docs_paths import DOCS_URL, OPENAPI_URL, REDOC_URL
 from chassis.errors import install_error_handlers
 from chassis.health import ReadinessRegistry, health_router
 from chassis.heap import freeze_startup_heap
@@ -42,11 +44,6 @@ if TYPE_CHECKING:
     from chassis.auth.setup import KeyLoaderFactory
 
 logger = structlog.get_logger("chassis.builder")
-
-#: Opens a resource for the app's lifetime; what it yields lands on ``app.state.<name>``.
-ResourceFactory = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
-
-DOCS_PATHS = ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
 
 
 class AppBuilder:
@@ -176,9 +173,9 @@ class AppBuilder:
             description=self.description,
             version=settings.version,
             openapi_tags=self.openapi_tags,
-            docs_url="/docs" if docs else None,
-            redoc_url="/redoc" if docs else None,
-            openapi_url="/openapi.json" if docs else None,
+            docs_url=DOCS_URL if docs else None,
+            redoc_url=REDOC_URL if docs else None,
+            openapi_url=OPENAPI_URL if docs else None,
             lifespan=self._lifespan,
             telemetry=self.fastapi_telemetry,  # type: ignore[arg-type]
         )

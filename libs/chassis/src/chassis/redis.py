@@ -20,7 +20,7 @@ from starlette.requests import HTTPConnection
 from chassis.settings import BaseServiceSettings, RedisSettings
 
 if TYPE_CHECKING:
-    from chassis.builder import AppBuilder
+    from chassis.builder_protocol import Builder
 
 
 def create_redis(settings: RedisSettings, *, client_name: str | None = None) -> Redis:
@@ -40,7 +40,7 @@ def create_redis(settings: RedisSettings, *, client_name: str | None = None) -> 
     return Redis.from_pool(pool)
 
 
-def setup_redis(builder: AppBuilder, *, critical: bool = True) -> None:
+def setup_redis(builder: Builder, *, critical: bool = True) -> None:
     """Builder step: resource ``redis`` and the readiness check ``redis`` (PING).
 
     The check is critical unless the service keeps serving without Redis

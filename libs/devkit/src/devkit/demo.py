@@ -21,8 +21,10 @@ from typing import Any
 import httpx
 import websockets
 
+from contracts.orders import FINAL_STATUSES
+
 DEFAULT_GATEWAY = "http://127.0.0.1:8000"
-FINAL_STATES = frozenset({"fulfilled", "failed", "cancelled"})
+FINAL_STATES = frozenset(str(status) for status in FINAL_STATUSES)
 PASSWORD = "correct horse battery staple"  # noqa: S105 - a throwaway demo account
 FIRST_ORDER = {
     "items": [{"sku": "BOOK-1", "quantity": 2, "unit_price_minor": 1250}],

@@ -12,10 +12,10 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from chassis.database import Database
+from contracts.orders import OrderCreate
 from orders.idempotency.service import RequestInProgress, fingerprint, run_once
 from orders.order import service
 from orders.order.models import OrderItemRow
-from orders.order.schemas import OrderCreate
 
 KEY = "create-order-7f3a"
 

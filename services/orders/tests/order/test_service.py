@@ -13,8 +13,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from chassis.database import Database
+from contracts.orders import OrderCreate, OrderItem, OrderStatus
 from orders.order import service
-from orders.order.schemas import OrderCreate, OrderItem, OrderStatus
 
 Place = Callable[..., Awaitable[dict[str, Any]]]
 

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from orders.order.schemas import OrderStatus
+from contracts.orders import FINAL_STATUSES, OrderStatus
 from orders.order.state import TRANSITIONS, IllegalTransition, can_move, check_move
 
 S = OrderStatus
@@ -43,3 +43,7 @@ def test_an_illegal_move_is_a_409_naming_both_states() -> None:
 
 def test_a_legal_move_passes() -> None:
     check_move(S.pending, S.confirmed)
+
+
+def test_the_final_statuses_clients_wait_for_are_the_ones_the_table_never_leaves() -> None:
+    assert {status for status, moves in TRANSITIONS.items() if not moves} == FINAL_STATUSES

@@ -22,9 +22,10 @@ from chassis.database import utc_now
 from chassis.events import EventEnvelope, pattern_for
 from chassis.jobs import job_id_for
 from chassis.settings import BaseServiceSettings
+from contracts.jobs import FULFIL_ORDER
 from orders.main import create_app
 from orders.outbox.models import OutboxEvent
-from orders.outbox.relay import FULFIL_JOB, fulfilment_enqueuer, setup_outbox_relay
+from orders.outbox.relay import fulfilment_enqueuer, setup_outbox_relay
 from orders.settings import OrdersSettings
 
 QUEUE = "arq:queue"
@@ -98,7 +99,7 @@ async def test_a_new_order_is_published_and_its_fulfilment_job_enqueued_once(
     assert envelope.producer == "orders"
     assert envelope.subject == "alice"
     assert envelope.payload == {"order": order, "previous_status": None}
-    job_id = job_id_for(FULFIL_JOB, order["id"])
+    job_id = job_id_for(FULFIL_ORDER, order["id"])
     assert await arq_redis.zrange(QUEUE, 0, -1) == [job_id.encode()]
     job = await Job(job_id, arq_redis, _queue_name=QUEUE).info()
     assert job is not None
@@ -169,7 +170,7 @@ async def test_the_fulfilment_job_is_enqueued_once_however_often_the_event_is_re
     finally:
         await client.aclose()
 
-    assert await arq_redis.zrange(QUEUE, 0, -1) == [job_id_for(FULFIL_JOB, order_id).encode()]
+    assert await arq_redis.zrange(QUEUE, 0, -1) == [job_id_for(FULFIL_ORDER, order_id).encode()]
 
 
 async def test_the_queue_name_comes_from_settings(

@@ -9,9 +9,9 @@ from starlette.requests import HTTPConnection
 
 from chassis.auth import Principal, scopes_guard
 from chassis.database import DatabaseDep, SessionDep
+from contracts.auth import LoginRequest
 from users.auth.credentials import read_login_credentials
 from users.auth.passwords import Passwords
-from users.auth.schemas import LoginRequest
 from users.auth.throttle import LoginThrottle
 from users.keys.store import KeyStore
 from users.settings import UsersSettings

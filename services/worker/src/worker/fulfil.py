@@ -20,15 +20,14 @@ from arq.worker import Function, Retry
 
 from chassis.http import CircuitOpenError, UpstreamBadGateway, UpstreamTimeout, UpstreamUnavailable
 from chassis.jobs import job
-from worker.orders import OrderGone, OrderStatus, TransientOrdersError, TransitionRefused
+from contracts.jobs import FULFIL_ORDER
+from contracts.orders import OrderStatus
+from worker.orders import OrderGone, TransientOrdersError, TransitionRefused
 from worker.resources import Resources, get_resources
 from worker.settings import WorkerSettings
 from worker.tokens import TokenUnavailable
 
 logger = structlog.get_logger("worker.fulfil")
-
-#: The job name orders enqueues (with ``chassis.jobs.job_id_for(FULFIL_JOB, order_id)``).
-FULFIL_JOB = "orders.fulfil"
 
 #: Failures that may be gone on a later attempt.
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
@@ -148,7 +147,7 @@ async def _fulfil(resources: Resources, order_id: str) -> FulfilOutcome:
 def fulfil_job(settings: WorkerSettings) -> Function:
     """The job as arq runs it, with the attempt limit and timeout from `settings`."""
     return job(
-        FULFIL_JOB,
+        FULFIL_ORDER,
         timeout=settings.fulfil.timeout_seconds,
         max_tries=settings.fulfil.max_tries,
     )(fulfil_order)

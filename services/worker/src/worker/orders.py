@@ -9,13 +9,13 @@ is already past that step), `TransientOrdersError` (try again later) and
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from chassis.http import UpstreamClient
+from contracts.orders import OrderStatus
 from worker.problems import problem_detail
 from worker.tokens import ServiceTokenProvider
 
@@ -24,14 +24,6 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 #: Answers that may come out differently next time: a token not yet trusted
 #: (key rotation), throttling, and upstream trouble that outlived the client's retries.
 TRANSIENT_STATUSES = frozenset({401, 408, 425, 429, 500, 502, 503, 504})
-
-
-class OrderStatus(StrEnum):
-    pending = "pending"
-    confirmed = "confirmed"
-    fulfilled = "fulfilled"
-    failed = "failed"
-    cancelled = "cancelled"
 
 
 class OrderState(BaseModel):

@@ -25,7 +25,7 @@ from chassis.auth.jwks import JWKSCache, JWKSLoader, KeySetUnavailable
 from chassis.auth.verify import TokenVerifier
 
 if TYPE_CHECKING:
-    from chassis.builder import AppBuilder
+    from chassis.builder_protocol import Builder
     from chassis.settings import AuthSettings
 
 logger = structlog.get_logger("chassis.auth")
@@ -37,7 +37,7 @@ READINESS_CHECK = "jwks"
 KeyLoaderFactory = Callable[[FastAPI], JWKSLoader]
 
 
-def setup_auth(builder: AppBuilder, *, key_loader: KeyLoaderFactory | None = None) -> None:
+def setup_auth(builder: Builder, *, key_loader: KeyLoaderFactory | None = None) -> None:
     """Add the token verifier resource and its readiness check when ``settings.auth.enabled``.
 
     With `key_loader` the key set comes from ``key_loader(app)`` (called once the

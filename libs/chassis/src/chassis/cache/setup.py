@@ -15,10 +15,10 @@ from chassis.cache.redis import RedisCacheStore
 from chassis.settings import BaseServiceSettings
 
 if TYPE_CHECKING:
-    from chassis.builder import AppBuilder
+    from chassis.builder_protocol import Builder
 
 
-def setup_cache(builder: AppBuilder) -> None:
+def setup_cache(builder: Builder) -> None:
     """Register ``app.state.cache``; the Redis backend reuses ``app.state.redis``."""
     settings = builder.settings
     redis_backend = settings.cache.backend == "redis"

@@ -13,10 +13,10 @@ from chassis.database.session import Database
 from chassis.tracing import instrument_engine
 
 if TYPE_CHECKING:
-    from chassis.builder import AppBuilder
+    from chassis.builder_protocol import Builder
 
 
-def setup_database(builder: AppBuilder) -> None:
+def setup_database(builder: Builder) -> None:
     """Open the engine at start-up (lazily: no connection yet), dispose it at shutdown."""
     settings = builder.settings
 

@@ -20,14 +20,14 @@ from fastapi import FastAPI, Request
 from chassis.http.client import UpstreamClient
 
 if TYPE_CHECKING:
-    from chassis.builder import AppBuilder
+    from chassis.builder_protocol import Builder
 
 #: What ``app.state.http_clients`` holds: upstream name -> client.
 UpstreamClients = Mapping[str, UpstreamClient]
 
 
 def setup_http_clients(
-    builder: AppBuilder,
+    builder: Builder,
     *,
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
 ) -> None:

@@ -25,7 +25,7 @@ from starlette.responses import Response
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from chassis.builder import AppBuilder
+    from chassis.builder_protocol import Builder
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -52,7 +52,7 @@ def metrics_router(path: str) -> APIRouter:
     return router
 
 
-def setup_metrics(builder: AppBuilder) -> None:
+def setup_metrics(builder: Builder) -> None:
     """Builder step: the /metrics route, the RED middleware, and multiprocess clean-up."""
     path = builder.settings.metrics.path
     builder.metrics_enabled = builder.settings.metrics.enabled

@@ -13,12 +13,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from chassis.disconnects import CLIENT_CLOSED_REQUEST, client_disconnected
 from chassis.metrics.registry import (
     HTTP_REQUEST_DURATION,
     HTTP_REQUESTS,
     HTTP_REQUESTS_IN_PROGRESS,
 )
-from chassis.middleware.errors import CLIENT_CLOSED_REQUEST, client_disconnected
 from chassis.routing import UNMATCHED_ROUTE, route_template
 from chassis.types import ASGIApp, Message, Receive, Scope, Send
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from chassis.middleware.errors import CLIENT_CLOSED_REQUEST, client_disconnected
+from chassis.disconnects import CLIENT_CLOSED_REQUEST, client_disconnected
 from chassis.routing import UNMATCHED_ROUTE, route_template
 from chassis.types import ASGIApp, Message, Receive, Scope, Send
 

@@ -32,24 +32,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from chassis.context import get_request_id
+from chassis.disconnects import mark_client_disconnected
 from chassis.errors import send_problem
 from chassis.types import ASGIApp, Message, Receive, Scope, Send
 
 GENERIC_DETAIL = "An unexpected error occurred."
-#: The status logged and counted for a request its client abandoned (nginx's convention).
-CLIENT_CLOSED_REQUEST = 499
-_DISCONNECTED_KEY = "chassis.client_disconnected"
-
-
-def mark_client_disconnected(scope: Scope) -> None:
-    """Record in the request's state that its client went away before it was answered."""
-    scope.setdefault("state", {})[_DISCONNECTED_KEY] = True
-
-
-def client_disconnected(scope: Scope) -> bool:
-    """Whether `mark_client_disconnected` was called for this request."""
-    state = scope.get("state")
-    return bool(state and state.get(_DISCONNECTED_KEY))
 
 
 class UnhandledErrorMiddleware:

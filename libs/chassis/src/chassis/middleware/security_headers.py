@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from chassis.docs_paths import DOCS_PATHS
 from chassis.types import ASGIApp, Headers, Message, Receive, Scope, Send
-
-DEFAULT_DOCS_PATHS = ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
 
 #: What Swagger UI and ReDoc (as FastAPI serves them) need: their bundles and CSS from
 #: jsDelivr, inline bootstrap scripts and styles, Google Fonts (ReDoc), the FastAPI
@@ -46,7 +45,7 @@ class SecurityHeadersMiddleware:
         *,
         hsts_max_age_seconds: int,
         content_security_policy: str,
-        docs_paths: Sequence[str] = DEFAULT_DOCS_PATHS,
+        docs_paths: Sequence[str] = DOCS_PATHS,
         docs_content_security_policy: str = DEFAULT_DOCS_CSP,
         permissions_policy: str = DEFAULT_PERMISSIONS_POLICY,
     ) -> None:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
 
-from chassis.builder import DOCS_PATHS
+from chassis.docs_paths import DOCS_PATHS
 from chassis.middleware.access_log import AccessLogMiddleware
 from chassis.middleware.body_limit import BodyLimitMiddleware
 from chassis.middleware.cors import CORSMiddleware
@@ -46,10 +46,10 @@ from chassis.settings import SettingsError
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from chassis.builder import AppBuilder
+    from chassis.builder_protocol import Builder
 
 
-def install_middleware(app: FastAPI, builder: AppBuilder) -> None:
+def install_middleware(app: FastAPI, builder: Builder) -> None:
     settings = builder.settings
     server = settings.server
     security = settings.security
@@ -90,7 +90,7 @@ def install_middleware(app: FastAPI, builder: AppBuilder) -> None:
         app.add_middleware(TracingMiddleware)
 
 
-def _add_rate_limit(app: FastAPI, builder: AppBuilder) -> None:
+def _add_rate_limit(app: FastAPI, builder: Builder) -> None:
     settings = builder.settings
     config = settings.rate_limit
     redis_client = None

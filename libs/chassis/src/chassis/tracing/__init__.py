@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-    from chassis.builder import AppBuilder
+    from chassis.builder_protocol import Builder
 
 logger = structlog.get_logger("chassis.tracing")
 
@@ -149,7 +149,7 @@ def instrument_engine(engine: AsyncEngine) -> None:
     )
 
 
-def setup_tracing(builder: AppBuilder) -> None:
+def setup_tracing(builder: Builder) -> None:
     """Builder step: provider at start-up (before other resources), flushed at shutdown."""
     settings = builder.settings
     exporter: SpanExporter | None = builder.span_exporter

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from orders.order.schemas import OrderRead
-from users.user.schemas import UserRead
+from contracts.orders import OrderRead
+from contracts.users import UserRead
 
 
 class RecentOrders(BaseModel):

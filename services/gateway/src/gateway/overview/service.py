@@ -17,9 +17,9 @@ from pydantic import ValidationError
 from chassis.errors import ServiceError
 from chassis.http import UpstreamBadGateway, UpstreamClient
 from chassis.types import Headers
+from contracts.orders import OrderPage
+from contracts.users import UserRead
 from gateway.overview.schemas import OrdersSection, OrdersUnavailable, Overview, RecentOrders
-from orders.order.schemas import OrderPage
-from users.user.schemas import UserRead
 
 logger = structlog.get_logger("gateway.overview")
 

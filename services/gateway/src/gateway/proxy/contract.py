@@ -18,10 +18,7 @@ from fastapi import APIRouter, Form, Header, Query
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from gateway.deps import CurrentUser
-from gateway.openapi import problem_responses
-from orders.order.schemas import OrderCreate, OrderPage, OrderRead
-from users.auth.schemas import (
+from contracts.auth import (
     ClientCredentialsRequest,
     LoginForm,
     LoginRequest,
@@ -30,8 +27,11 @@ from users.auth.schemas import (
     ServiceToken,
     TokenPair,
 )
-from users.keys.schemas import JsonWebKeySet
-from users.user.schemas import UserCreate, UserPage, UserRead, UserUpdate
+from contracts.keys import JsonWebKeySet
+from contracts.orders import OrderCreate, OrderPage, OrderRead
+from contracts.users import UserCreate, UserPage, UserRead, UserUpdate
+from gateway.deps import CurrentUser
+from gateway.openapi import problem_responses
 
 SERVED_BY_PROXY = "declared for the OpenAPI document; the streaming proxy serves this path"
 

@@ -21,9 +21,9 @@ import httpx
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from chassis.disconnects import CLIENT_CLOSED_REQUEST
 from chassis.errors import NotFound
 from chassis.http import UpstreamClient
-from chassis.middleware.errors import CLIENT_CLOSED_REQUEST
 from chassis.types import Scope
 from gateway.proxy.headers import client_response_headers, upstream_request_headers
 from gateway.proxy.response import UpstreamResponse

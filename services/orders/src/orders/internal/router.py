@@ -11,11 +11,11 @@ from datetime import timedelta
 from fastapi import APIRouter
 
 from chassis.auth import kind_guard, scopes_guard
+from contracts.orders import OrderRead, OrderStatus, StatusChange
 from orders.deps import SessionDep, SettingsDep
 from orders.internal import service as maintenance
 from orders.internal.schemas import ExpirePending, ExpirePendingResult, Purge, PurgeResult
 from orders.order import service as orders
-from orders.order.schemas import OrderRead, OrderStatus, StatusChange
 from orders.responses import Responses, problem
 
 INTERNAL_SCOPE = "orders:internal"

@@ -10,8 +10,8 @@ from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
+from contracts.orders import OrderStatus
 from orders.order.models import Order
-from orders.order.schemas import OrderStatus
 from orders.pagination import Cursor
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from contracts.orders import OrderCreate, OrderPage, OrderRead
 from orders.deps import (
     DEFAULT_PAGE_SIZE,
     IdempotencyKeyHeader,
@@ -16,7 +17,6 @@ from orders.deps import (
     SessionDep,
 )
 from orders.order import service
-from orders.order.schemas import OrderCreate, OrderPage, OrderRead
 from orders.responses import AUTH_REQUIRED, Responses, problem
 
 router = APIRouter(prefix="/orders", tags=["orders"])

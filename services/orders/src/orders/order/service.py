@@ -17,11 +17,12 @@ from chassis.auth import Principal
 from chassis.database import utc_now
 from chassis.errors import NotFound
 from chassis.events import add_event
+from contracts.events import EVENT_TYPES, ORDER_EVENT_VERSION, OrderEventPayload
+from contracts.orders import OrderCreate, OrderItem, OrderPage, OrderRead, OrderStatus
 from orders.idempotency import service as idempotency
 from orders.idempotency.schemas import StoredResponse
 from orders.order import repository
 from orders.order.models import Order, OrderItemRow
-from orders.order.schemas import OrderCreate, OrderItem, OrderPage, OrderRead, OrderStatus
 from orders.order.state import check_move
 from orders.outbox.models import OutboxEvent
 from orders.pagination import Cursor
@@ -29,14 +30,6 @@ from orders.pagination import Cursor
 PRODUCER = "orders"
 ADMIN_SCOPE = "orders:admin"
 EXPIRED_REASON = "expired"
-#: The event each status is announced with; a new order is "created", not "pending".
-EVENT_TYPES: dict[OrderStatus, str] = {
-    OrderStatus.pending: "order.created",
-    OrderStatus.confirmed: "order.confirmed",
-    OrderStatus.fulfilled: "order.fulfilled",
-    OrderStatus.failed: "order.failed",
-    OrderStatus.cancelled: "order.cancelled",
-}
 
 
 class OrderNotFound(NotFound):
@@ -83,10 +76,10 @@ def _record_event(
         type=EVENT_TYPES[order.status],
         producer=PRODUCER,
         subject=order.owner_id,
-        payload={
-            "order": order.model_dump(mode="json"),
-            "previous_status": str(previous_status) if previous_status is not None else None,
-        },
+        payload=OrderEventPayload(order=order, previous_status=previous_status).model_dump(
+            mode="json"
+        ),
+        version=ORDER_EVENT_VERSION,
     )
 
 

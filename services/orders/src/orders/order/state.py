@@ -13,7 +13,7 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from chassis.errors import Conflict
-from orders.order.schemas import OrderStatus
+from contracts.orders import OrderStatus
 
 TRANSITIONS: MappingProxyType[OrderStatus, frozenset[OrderStatus]] = MappingProxyType(
     {

@@ -21,6 +21,8 @@ from chassis.database import Database
 from chassis.events import EventEnvelope, EventPublisher, OutboxRelay, replay_stream_for
 from chassis.events.outbox import PublishedHook
 from chassis.jobs import enqueue, job_id_for
+from contracts.events import ORDER_CREATED
+from contracts.jobs import FULFIL_ORDER
 from orders.order.service import PRODUCER
 from orders.outbox.models import OutboxEvent
 from orders.settings import OrdersSettings
@@ -30,25 +32,21 @@ if TYPE_CHECKING:
 
 RESOURCE_NAME = "outbox_relay"
 READINESS_CHECK = "outbox"
-#: The worker's job that takes a new order through payment and stock.
-FULFIL_JOB = "orders.fulfil"
-#: The event that starts fulfilment.
-CREATED_EVENT = "order.created"
 
 
 def fulfilment_enqueuer(redis: ArqRedis | Redis, *, queue_name: str) -> PublishedHook:
     """The relay hook: enqueue ``orders.fulfil(order_id)`` once per order for order.created."""
 
     async def on_published(envelope: EventEnvelope) -> None:
-        if envelope.type != CREATED_EVENT:
+        if envelope.type != ORDER_CREATED:
             return
         order_id = str(envelope.payload["order"]["id"])
         # Arq refuses a second job with this id while the first is queued, running or kept.
         await enqueue(
             redis,
-            FULFIL_JOB,
+            FULFIL_ORDER,
             order_id,
-            job_id=job_id_for(FULFIL_JOB, order_id),
+            job_id=job_id_for(FULFIL_ORDER, order_id),
             queue_name=queue_name,
         )
 

@@ -6,15 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Response
 
-from users.auth import service
-from users.auth.credentials import login_request_body
-from users.auth.schemas import (
+from contracts.auth import (
     ClientCredentialsRequest,
     LogoutRequest,
     RefreshRequest,
     ServiceToken,
     TokenPair,
 )
+from contracts.users import UserCreate, UserRead
+from users.auth import service
+from users.auth.credentials import login_request_body
 from users.deps import (
     DatabaseDep,
     KeyStoreDep,
@@ -25,7 +26,6 @@ from users.deps import (
     SettingsDep,
 )
 from users.openapi import problem_responses
-from users.user.schemas import UserCreate, UserRead
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

@@ -18,10 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.database import Database, utc_now
 from chassis.errors import BadRequest, Unauthorized
+from contracts.auth import ServiceToken, TokenPair
+from contracts.users import UserCreate, normalise_email
 from users.auth import repository
 from users.auth.models import RefreshToken
 from users.auth.passwords import Passwords
-from users.auth.schemas import ServiceToken, TokenPair
 from users.auth.throttle import LoginThrottle
 from users.auth.tokens import (
     hash_refresh_token,
@@ -34,7 +35,6 @@ from users.settings import ServiceClient, TokenSettings
 from users.user import repository as user_repository
 from users.user import service as user_service
 from users.user.models import Role, User
-from users.user.schemas import UserCreate, normalise_email
 
 logger = structlog.get_logger("users.auth")
 

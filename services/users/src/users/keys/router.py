@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from contracts.keys import JsonWebKeySet
 from users.deps import KeyStoreDep
-from users.keys.schemas import JsonWebKeySet
 
 router = APIRouter(tags=["keys"])
 

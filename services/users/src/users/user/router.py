@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from contracts.users import UserPage, UserRead, UserUpdate
 from users.deps import PasswordsDep, ProfileOwner, SessionDep, UsersAdmin
 from users.openapi import problem_responses
 from users.user import service
-from users.user.schemas import UserPage, UserRead, UserUpdate
 
 router = APIRouter(prefix="/users", tags=["users"])
 

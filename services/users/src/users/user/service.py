@@ -14,12 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.database import utc_now
 from chassis.errors import Conflict, Forbidden, NotFound, UnprocessableContent
+from contracts.users import UserPage, UserRead, UserUpdate, password_problems
 from users.auth import repository as token_repository
 from users.auth.passwords import Passwords
 from users.user import repository
 from users.user.models import Role, User
-from users.user.policy import password_problems
-from users.user.schemas import UserPage, UserRead, UserUpdate
 
 logger = structlog.get_logger("users.user")
 

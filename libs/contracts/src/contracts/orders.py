@@ -1,4 +1,4 @@
-"""API shapes of orders (imported by the gateway and the worker: keep the names stable).
+"""Wire shapes of orders: served by orders, read by the gateway and the worker.
 
 Money is an integer number of minor units (cents) with an ISO 4217 currency code.
 Only the code's *form* is checked (three upper-case letters): the list of codes
@@ -37,6 +37,10 @@ class OrderStatus(StrEnum):
     fulfilled = "fulfilled"
     failed = "failed"
     cancelled = "cancelled"
+
+
+#: Statuses an order never leaves: a client waiting for an order's outcome stops at one of these.
+FINAL_STATUSES = frozenset({OrderStatus.fulfilled, OrderStatus.failed, OrderStatus.cancelled})
 
 
 class OrderItem(BaseModel):

@@ -1,4 +1,4 @@
-"""Request and response bodies of the auth API (imported by the gateway too)."""
+"""Wire shapes of the auth API: login, refresh, logout, the client-credentials grant, tokens."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from users.user.schemas import EMAIL_FIELD_MAX_LENGTH
+from contracts.users import EMAIL_FIELD_MAX_LENGTH
 
 SECRET_MAX_LENGTH = 512
 

@@ -1,4 +1,4 @@
-"""The JWKS document (RFC 7517)."""
+"""The JWKS document (RFC 7517) that users serves and every verifier reads."""
 
 from __future__ import annotations
 

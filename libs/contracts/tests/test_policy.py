@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from users.user.policy import password_problems
+from contracts.users import password_problems
 
 
 @pytest.mark.parametrize(

@@ -10,11 +10,14 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
+from worker_fakes import FakeOrders
 
-from chassis.http import UpstreamUnavailable
+from chassis.http import BreakerState, UpstreamUnavailable
 from chassis.jobs import enqueue, job_id_for
+from chassis.testing import eventually
 from chassis.testing.processes import free_port
 from contracts.jobs import FULFIL_ORDER
 from worker.health import HealthServer, create_health_app
@@ -132,6 +135,58 @@ async def test_readiness_fails_on_redis_only_and_shows_the_rest(
     assert healthy.json()["checks"]["token"]["status"] == "failed"
     assert dead.status_code == 503
     assert dead.json()["failed"] == ["redis"]
+
+
+async def test_readiness_shows_orders_healed_without_waiting_for_a_job(
+    make_settings: Callable[..., WorkerSettings],
+    open_resources: Callable[[WorkerSettings], Resources],
+    fake_orders: FakeOrders,
+    redis_url: str,
+) -> None:
+    """An idle worker makes no call that would close the breaker: readiness probes instead."""
+    port = free_port()
+    orders_upstream = {
+        "base_url": f"http://127.0.0.1:{port}",
+        "retry_attempts": 1,
+        "breaker_failure_threshold": 1,
+        "breaker_open_seconds": 0.2,
+    }
+    resources = open_resources(make_settings(upstreams={"orders": orders_upstream}))
+    with pytest.raises(UpstreamUnavailable):
+        await resources.orders.get("/internal/v1/orders/x")
+    assert resources.orders.breaker.state is BreakerState.OPEN
+
+    redis = Redis.from_url(redis_url)
+    health = HealthServer(create_health_app(resources, redis), host="127.0.0.1", port=0)
+    # Orders comes back on the very port the breaker saw refuse.
+    orders = uvicorn.Server(
+        uvicorn.Config(fake_orders.app(), host="127.0.0.1", port=port, lifespan="off")
+    )
+    orders_task: asyncio.Task[None] | None = None
+    await health.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{health.port}") as client:
+
+            async def orders_check() -> str:
+                report = (await client.get("/health/ready")).json()
+                return str(report["checks"]["orders"]["status"])
+
+            async def orders_healed() -> bool:
+                return await orders_check() == "ok"
+
+            assert await orders_check() == "failed"  # still down: open, or its probe refused
+            orders_task = asyncio.create_task(orders.serve())  # orders heals; no job runs
+
+            await eventually(orders_healed, within=10)
+        assert resources.orders.breaker.state is BreakerState.CLOSED
+        assert fake_orders.calls_to("/health/live"), "readiness probed orders' liveness"
+        assert not fake_orders.calls_to("/status"), "no job ran: the probe alone closed it"
+    finally:
+        orders.should_exit = True
+        if orders_task is not None:
+            await orders_task
+        await health.stop()
+        await redis.aclose()
 
 
 async def test_a_taken_port_stops_start_up(

@@ -157,6 +157,7 @@ class FakeOrders:
                 Route("/internal/v1/orders/{order_id}/status", self._set_status, methods=["POST"]),
                 Route("/internal/v1/maintenance/expire-pending", self._expire, methods=["POST"]),
                 Route("/internal/v1/maintenance/purge", self._purge, methods=["POST"]),
+                Route("/health/live", self._live, methods=["GET"]),
             ]
         )
 
@@ -238,6 +239,9 @@ class FakeOrders:
                     self._move(order, "failed", reason="expired")
                     expired += 1
         return await self._record(request, JSONResponse({"expired": expired}), body)
+
+    async def _live(self, request: Request) -> Response:
+        return await self._record(request, JSONResponse({"status": "ok"}))
 
     async def _purge(self, request: Request) -> Response:
         body = await request.json()

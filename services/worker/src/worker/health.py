@@ -8,7 +8,9 @@ belongs to arq, which drains jobs and then stops this server.
 - ``/health/live``: the process runs (no dependency touched).
 - ``/health/ready``: Redis answers PING (critical); the orders breaker is not
   open and a service token can be had (both non-critical: they show, they
-  do not take the worker out).
+  do not take the worker out). Once an open breaker's wait is over, the check
+  probes orders' liveness through it, so a healed upstream shows as healed
+  even when no job has called it since.
 - ``/metrics``: Prometheus exposition (jobs, queue depth, breakers, upstream calls).
 """
 
@@ -39,6 +41,16 @@ logger = structlog.get_logger("worker.health")
 QUEUE_DEPTH_TIMEOUT_SECONDS = 0.5
 
 
+#: What readiness asks orders once its breaker may probe: liveness, no token, no data.
+ORDERS_PROBE_PATH = "/health/live"
+
+
+async def probe_orders(resources: Resources) -> None:
+    """One call to orders through its breaker; raises what the call raised."""
+    response = await resources.orders.get(ORDERS_PROBE_PATH)
+    response.raise_for_status()
+
+
 def create_health_app(resources: Resources, redis: Redis) -> FastAPI:
     """The app: liveness, readiness over the worker's dependencies, and metrics."""
     settings = resources.settings
@@ -47,10 +59,15 @@ def create_health_app(resources: Resources, redis: Redis) -> FastAPI:
     async def check_redis(_app: FastAPI) -> None:
         await redis.ping()
 
-    def check_orders(_app: FastAPI) -> dict[str, Any]:
+    async def check_orders(_app: FastAPI) -> dict[str, Any]:
         breaker = resources.orders.breaker
         if breaker.state is BreakerState.OPEN:
-            raise CircuitOpenError(breaker.name, retry_in=breaker.retry_in())
+            if breaker.retry_in() > 0:
+                raise CircuitOpenError(breaker.name, retry_in=breaker.retry_in())
+            # The breaker only leaves OPEN on a call, and an idle worker makes none: without
+            # this probe, readiness would report orders down long after it healed. The probe
+            # goes through the breaker like any call, so an answer closes it.
+            await probe_orders(resources)
         return breaker.snapshot()
 
     async def check_token(_app: FastAPI) -> dict[str, Any]:

@@ -36,11 +36,12 @@ coverage-floors: ## each package's coverage against its floor (chassis 90 %, ser
 cov: test ## the test suite plus an HTML coverage report in htmlcov/
 	$(UV) run coverage html
 
-lint: ## ruff (lint + format check), mypy (strict), import-linter (the import boundaries)
+lint: ## ruff (lint + format check), mypy (strict), import-linter (the import boundaries), module sizes
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
 	$(UV) run lint-imports --no-cache
+	$(UV) run python .ci/module_sizes.py
 
 fmt: ## format and autofix
 	$(UV) run ruff format .

@@ -3,7 +3,8 @@
 A thin layer over the chassis builder: tracing, Redis (rate limits and live
 events), token verification through the users JWKS, one HTTP client per
 upstream (users, orders) with breaker and retries, and metrics. Its routes are
-the overview, live events (SSE and WebSocket) and the streaming proxy.
+the overview, the platform status, live events (SSE and WebSocket) and the
+streaming proxy; the web console's files are served at `/console`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from fastapi import FastAPI
 
 from chassis.builder import AppBuilder
 from chassis.redis import rate_limits_need_redis
+from gateway.console import mount_console
 from gateway.events.router import router as events_router
 from gateway.events.setup import setup_live_events
 from gateway.logging import redact_query_tokens
@@ -21,6 +23,7 @@ from gateway.proxy.contract import EXTRA_SCHEMAS, documented_routes
 from gateway.proxy.router import protected as protected_proxy
 from gateway.proxy.router import public as public_proxy
 from gateway.settings import GatewaySettings, get_settings
+from gateway.status.router import router as status_router
 
 DESCRIPTION = """The only public entry of the platform.
 
@@ -54,7 +57,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         .with_metrics()
     )
     setup_live_events(builder, settings.events)
-    builder.with_routes(overview_router, prefix="/api/v1")
+    builder.with_routes(overview_router, status_router, prefix="/api/v1")
     builder.with_routes(events_router, public_proxy, protected_proxy)
 
     def document_proxied_operations(app: FastAPI) -> None:
@@ -63,4 +66,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
 
     builder.configure_app(document_proxied_operations)
+
+    def serve_console(app: FastAPI) -> None:
+        mount_console(app, settings.console.directory)
+
+    builder.configure_app(serve_console)
     return builder.build()

@@ -8,6 +8,7 @@ Redis with a stricter per-IP rule on the credential endpoints.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -108,6 +109,24 @@ class OverviewSettings(_Group):
     """Budget for the orders part; past it the overview says orders are unavailable."""
 
 
+class ConsoleSettings(_Group):
+    """The web console's built files, served at `/console`."""
+
+    directory: Path | None = Path("console/dist")
+    """Where `npm run build` put the console (relative to the working directory);
+    nothing is served at `/console` when it holds no `index.html`; null turns it off."""
+
+
+class StatusSettings(_Group):
+    """`GET /api/v1/platform/status`: every service's readiness, for the console."""
+
+    worker_url: str | None = "http://127.0.0.1:8003"
+    """Base URL of the worker's health server (the other services are the upstreams);
+    null leaves the worker out."""
+    timeout_seconds: float = Field(default=2.0, gt=0)
+    """How long each service's readiness answer may take before it counts as unreachable."""
+
+
 class GatewaySettings(BaseServiceSettings):
     """Settings of the gateway, from ``GATEWAY_*`` variables (``__`` nests)."""
 
@@ -123,6 +142,10 @@ class GatewaySettings(BaseServiceSettings):
     """Live events settings."""
     overview: OverviewSettings = Field(default_factory=OverviewSettings)
     """Overview aggregation settings."""
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    """Web console settings."""
+    status: StatusSettings = Field(default_factory=StatusSettings)
+    """Platform status settings."""
 
     @field_validator("upstreams", mode="before")
     @classmethod

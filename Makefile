@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV ?= uv
 PYTEST_ARGS ?=
 
-.PHONY: k8s-check help install dev demo test lint fmt cov services docs bench coverage-floors \
+.PHONY: k8s-check help install dev demo test lint fmt cov services docs bench coverage-floors console \
 	loadtest loadtest-local loadtest-smoke capacity
 
 help: ## list the targets
@@ -15,7 +15,16 @@ install: ## install the workspace (all packages and dev tools) from uv.lock
 
 dev: ## run the whole platform natively (migrations, users, orders, gateway, worker); Ctrl-C stops it
 	$(UV) sync
+	@# The console is a convenience: without npm (or if its build fails) the platform still starts.
+	@if command -v npm >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory console || echo "make dev: the console did not build; /console stays empty"; \
+	else echo "make dev: npm not found, the console is not built (Node 20 and npm, then make console)"; fi
 	$(UV) run chassis-dev
+
+console: ## build the web console into console/dist (the gateway serves it at /console); Node 20 + npm
+	@# npm ci only when the lockfile changed since the last install: it deletes node_modules first.
+	cd console && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; } \
+		&& npm run build
 
 demo: ## one user's journey through the running platform (`make dev` in another terminal)
 	$(UV) run chassis-demo

@@ -15,6 +15,9 @@ Claims use ``SELECT ... FOR UPDATE SKIP LOCKED`` on Postgres, so several
 relays share the work without publishing a row twice. SQLite has no row
 locks (the clause is dropped): run one relay per SQLite database, which is
 the embedded single-writer set-up SQLite is for.
+
+This module is the relay; the table's columns, `add_event` and `purge_sent` live in
+chassis.events.outbox_rows and are re-exported here.
 """
 
 from __future__ import annotations
@@ -24,93 +27,45 @@ import contextlib
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic
 
 import structlog
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
-from sqlalchemy import JSON, Integer, String, delete, event, func, select
-from sqlalchemy.engine import CursorResult
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
-from chassis.database.metadata import UTCDateTime
 from chassis.events.envelope import EventEnvelope, start_event_span, utcnow
+from chassis.events.outbox_rows import (
+    LAST_ERROR_LENGTH,
+    STAGED_MODELS_KEY,
+    OutboxMixin,
+    OutboxT,
+    add_event,
+    envelope_from_row,
+    purge_sent,
+)
 from chassis.events.pubsub import EventPublisher, backoff_delay
 from chassis.metrics.registry import OUTBOX_BACKLOG, OUTBOX_LAG, OUTBOX_PUBLISH_FAILURES
 
-logger = structlog.get_logger("chassis.outbox")
+__all__ = [
+    "LAST_ERROR_LENGTH",
+    "STAGED_MODELS_KEY",
+    "NoSubscribersError",
+    "OutboxMixin",
+    "OutboxRelay",
+    "OutboxT",
+    "PublishedHook",
+    "add_event",
+    "envelope_from_row",
+    "purge_sent",
+]
 
-LAST_ERROR_LENGTH = 500
-#: ``session.info`` key: the outbox models with rows staged in the session's open transaction.
-STAGED_MODELS_KEY = "chassis.outbox.staged_models"
+logger = structlog.get_logger("chassis.outbox")
 
 #: Called after an event was published and before its row is marked sent (enqueue the job here).
 PublishedHook = Callable[[EventEnvelope], Awaitable[None]]
-
-
-class OutboxMixin:
-    """Columns of an outbox table; mix into the service's declarative base::
-
-    class OutboxEvent(OutboxMixin, Base):
-        __tablename__ = "outbox"
-    """
-
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    event_type: Mapped[str] = mapped_column(String(200))
-    event_version: Mapped[int] = mapped_column(Integer, default=1)
-    producer: Mapped[str] = mapped_column(String(100))
-    subject: Mapped[str | None] = mapped_column(String(200))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    trace: Mapped[dict[str, str]] = mapped_column(JSON)
-    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
-    last_error: Mapped[str | None] = mapped_column(String(LAST_ERROR_LENGTH))
-
-
-OutboxT = TypeVar("OutboxT", bound=OutboxMixin)
-
-
-def add_event(
-    session: AsyncSession | Session,
-    model: type[OutboxT],
-    *,
-    type: str,
-    payload: dict[str, Any],
-    producer: str,
-    subject: str | None = None,
-    version: int = 1,
-) -> EventEnvelope:
-    """Stage an event in the caller's transaction; it is published after the commit.
-
-    The payload is stored exactly as it will be published (JSON-normalised by
-    the envelope), with the trace context of the active span.
-    """
-    envelope = EventEnvelope.new(
-        type=type, producer=producer, payload=payload, subject=subject, version=version
-    )
-    wire = envelope.model_dump(mode="json")
-    row = model()
-    row.id = envelope.id
-    row.event_type = envelope.type
-    row.event_version = envelope.version
-    row.producer = envelope.producer
-    row.subject = envelope.subject
-    row.payload = wire["payload"]
-    row.trace = dict(envelope.trace)
-    row.occurred_at = envelope.occurred_at
-    row.created_at = envelope.occurred_at
-    row.attempts = 0
-    row.next_attempt_at = envelope.occurred_at
-    row.sent_at = None
-    row.last_error = None
-    session.add(row)
-    # Read by the after_commit hook, which wakes this process's relays of `model`.
-    session.info.setdefault(STAGED_MODELS_KEY, set()).add(model)
-    return envelope
 
 
 #: Relays running in this process, woken when a transaction that staged their model's rows commits.
@@ -137,34 +92,6 @@ def _install_commit_hooks() -> None:
     if not event.contains(Session, "after_commit", _wake_relays_after_commit):
         event.listen(Session, "after_commit", _wake_relays_after_commit)
         event.listen(Session, "after_rollback", _forget_staged_after_rollback)
-
-
-def envelope_from_row(row: OutboxMixin) -> EventEnvelope:
-    return EventEnvelope(
-        id=row.id,
-        type=row.event_type,
-        version=row.event_version,
-        occurred_at=row.occurred_at,
-        producer=row.producer,
-        subject=row.subject,
-        trace=row.trace or {},
-        payload=row.payload,
-    )
-
-
-async def purge_sent(
-    session: AsyncSession,
-    model: type[OutboxMixin],
-    *,
-    older_than: timedelta,
-    now: datetime | None = None,
-) -> int:
-    """Delete rows sent more than `older_than` ago (in the caller's transaction); return count."""
-    cutoff = (now or utcnow()) - older_than
-    result = await session.execute(
-        delete(model).where(model.sent_at.is_not(None), model.sent_at < cutoff)
-    )
-    return int(cast(CursorResult[Any], result).rowcount)
 
 
 class NoSubscribersError(RuntimeError):

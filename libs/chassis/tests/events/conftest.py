@@ -7,10 +7,12 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import redis as sync_redis
@@ -22,6 +24,9 @@ from sqlalchemy.orm import DeclarativeBase
 from chassis.events import OutboxMixin
 from chassis.testing import eventually as chassis_eventually
 from chassis.testing.processes import free_port
+
+# The outbox tests share helpers (outbox_testing.py) that are not fixtures.
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 class Base(DeclarativeBase):
@@ -36,6 +41,12 @@ class OutboxEvent(OutboxMixin, Base):
 def eventually() -> Callable[..., Awaitable[None]]:
     """``await eventually(lambda: ..., within=5)``: poll a (sync or async) condition."""
     return functools.partial(chassis_eventually, step=0.01)
+
+
+@pytest.fixture
+def producer() -> str:
+    """A producer name of this test's own, so that its events are told from other tests'."""
+    return f"producer-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture

@@ -3,17 +3,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
-from prometheus_client import REGISTRY
+from outbox_testing import Eventually, FrozenClock, Inbox, sample, stage
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
@@ -31,24 +29,6 @@ from chassis.events import (
     purge_sent,
 )
 from chassis.testing.processes import free_port
-from chassis.tracing.propagation import inject_trace_context
-
-Eventually = Callable[..., Awaitable[None]]
-
-
-def sample(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-class FrozenClock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture
@@ -59,37 +39,6 @@ async def dead_redis() -> AsyncIterator[Redis]:
         yield client
     finally:
         await client.aclose()
-
-
-@pytest.fixture
-def producer() -> str:
-    return f"producer-{uuid.uuid4().hex[:8]}"
-
-
-async def stage(outbox: Any, count: int, *, producer: str = "orders") -> list[str]:
-    ids: list[str] = []
-    async with outbox.sessionmaker.begin() as session:
-        for n in range(count):
-            envelope = add_event(
-                session,
-                outbox.model,
-                type="order.created",
-                payload={"n": n},
-                subject=f"user-{n % 3}",
-                producer=producer,
-            )
-            ids.append(envelope.id)
-    return ids
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.ids: list[str] = []
-        self.events: list[EventEnvelope] = []
-
-    async def __call__(self, envelope: EventEnvelope) -> None:
-        self.ids.append(envelope.id)
-        self.events.append(envelope)
 
 
 async def test_an_event_is_stored_only_when_the_callers_transaction_commits(
@@ -166,43 +115,6 @@ async def test_the_relay_publishes_every_row_once_and_marks_it_sent(
     assert first.subject == "user-0"
     assert first.payload == {"n": 0}
     assert first.occurred_at == rows[first.id].occurred_at
-
-
-async def test_the_hook_runs_under_the_trace_of_the_request_that_staged_the_event(
-    outbox: Any, redis: Redis, producer: str, span_exporter: Any
-) -> None:
-    parent = SpanContext(
-        trace_id=uuid.uuid4().int >> 1,
-        span_id=uuid.uuid4().int >> 65,
-        is_remote=True,
-        trace_flags=TraceFlags(TraceFlags.SAMPLED),
-    )
-    token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(parent)))
-    try:
-        await stage(outbox, 1, producer=producer)
-    finally:
-        otel_context.detach(token)
-    carried: list[dict[str, str]] = []
-
-    async def enqueue_job(envelope: EventEnvelope) -> None:
-        carried.append(inject_trace_context())
-
-    relay = OutboxRelay(
-        outbox.sessionmaker,
-        outbox.model,
-        EventPublisher(redis),
-        producer=producer,
-        on_published=enqueue_job,
-    )
-    assert await relay.relay_once() == 1
-
-    trace_id = format(parent.trace_id, "032x")
-    assert carried[0]["traceparent"].split("-")[1] == trace_id
-    [span] = [s for s in span_exporter.get_finished_spans() if s.name == "order.created publish"]
-    assert span.kind is SpanKind.PRODUCER
-    assert span.context.trace_id == parent.trace_id
-    assert span.parent is not None
-    assert span.parent.span_id == parent.span_id
 
 
 async def test_a_failed_publish_is_recorded_and_retried_with_backoff(
@@ -356,106 +268,6 @@ async def test_require_subscribers_retries_an_event_nobody_received(
     assert row.sent_at is None
     assert row.attempts == 1
     assert "no subscriber" in (row.last_error or "")
-
-
-async def test_a_failing_hook_leaves_the_row_unsent_for_a_retry(
-    outbox: Any, redis: Redis, producer: str
-) -> None:
-    await stage(outbox, 1, producer=producer)
-
-    async def enqueue_fails(envelope: EventEnvelope) -> None:
-        raise RuntimeError("queue unavailable")
-
-    relay = OutboxRelay(
-        outbox.sessionmaker,
-        outbox.model,
-        EventPublisher(redis),
-        producer=producer,
-        on_published=enqueue_fails,
-    )
-
-    assert await relay.relay_once() == 0
-
-    [row] = await outbox.rows()
-    assert row.sent_at is None
-    assert row.last_error == "RuntimeError: queue unavailable"
-
-
-async def test_hooks_run_side_by_side_up_to_the_limit_in_claim_order(
-    outbox: Any, redis: Redis, producer: str
-) -> None:
-    """Under load every await waits a turn of the busy event loop: one hook after another
-    (an arq job is three round trips) left the relay far behind the commits."""
-    ids = await stage(outbox, 12, producer=producer)
-    started: list[str] = []
-    running = 0
-    most = 0
-    release = asyncio.Event()
-
-    async def slow_hook(envelope: EventEnvelope) -> None:
-        nonlocal running, most
-        started.append(envelope.id)
-        running += 1
-        most = max(most, running)
-        if running == 4:
-            release.set()
-        await release.wait()
-        await asyncio.sleep(0.01)
-        running -= 1
-
-    relay = OutboxRelay(
-        outbox.sessionmaker,
-        outbox.model,
-        EventPublisher(redis),
-        producer=producer,
-        on_published=slow_hook,
-        hook_concurrency=4,
-    )
-    assert await asyncio.wait_for(relay.relay_once(), 10) == 12
-
-    assert most == 4
-    assert started == ids
-    assert all(row.sent_at is not None for row in await outbox.rows())
-
-
-async def test_a_hook_failing_mid_batch_leaves_that_row_and_the_later_ones_unsent(
-    outbox: Any, redis: Redis, producer: str
-) -> None:
-    ids = await stage(outbox, 6, producer=producer)
-    hooked: list[str] = []
-
-    async def third_fails(envelope: EventEnvelope) -> None:
-        hooked.append(envelope.id)
-        if envelope.id == ids[2]:
-            raise RuntimeError("queue unavailable")
-
-    relay = OutboxRelay(
-        outbox.sessionmaker,
-        outbox.model,
-        EventPublisher(redis),
-        producer=producer,
-        on_published=third_fails,
-    )
-    assert await relay.relay_once() == 2
-
-    rows = {row.id: row for row in await outbox.rows()}
-    assert [rows[i].sent_at is not None for i in ids] == [True, True] + [False] * 4
-    assert rows[ids[2]].attempts == 1
-    assert rows[ids[2]].last_error == "RuntimeError: queue unavailable"
-    # The later events went out with the batch; they stay unsent, to be sent again in order.
-    assert [rows[i].attempts for i in ids[3:]] == [0, 0, 0]
-    assert sorted(hooked) == sorted(ids)
-
-
-def test_a_relay_needs_at_least_one_hook_slot(outbox: Any) -> None:
-    with pytest.raises(ValueError, match="hook_concurrency"):
-        OutboxRelay(
-            outbox.sessionmaker,
-            outbox.model,
-            EventPublisher(Redis()),
-            producer="orders",
-            hook_concurrency=0,
-        )
 
 
 async def test_two_concurrent_relays_never_publish_a_row_twice(
@@ -624,88 +436,3 @@ async def test_the_relay_works_on_sqlite(
         assert sample("outbox_backlog", producer=producer) == 0
     finally:
         await engine.dispose()
-
-
-class CountingRelay(OutboxRelay[Any]):
-    """Counts its passes, to tell a woken relay from a sleeping one."""
-
-    passes = 0
-
-    async def relay_once(self) -> int:
-        self.passes += 1
-        return await super().relay_once()
-
-
-def idle_relay(outbox: Any, redis: Redis, prefix: str, producer: str, **options: Any) -> Any:
-    # A poll interval far longer than any test: only a wake can start a second pass.
-    return CountingRelay(
-        outbox.sessionmaker,
-        outbox.model,
-        EventPublisher(redis, channel_prefix=prefix),
-        producer=producer,
-        poll_interval=600,
-        **options,
-    )
-
-
-async def test_a_commit_that_staged_an_event_wakes_the_running_relay_at_once(
-    outbox: Any, redis: Redis, prefix: str, producer: str, eventually: Eventually
-) -> None:
-    inbox = Inbox()
-    relay = idle_relay(outbox, redis, prefix, producer)
-    async with EventSubscriber(
-        redis, handler=inbox, patterns=[pattern_for(prefix=prefix)]
-    ) as subscriber:
-        await asyncio.wait_for(subscriber.wait_connected(), 5)
-        await relay.start()
-        try:
-            await eventually(lambda: relay.passes == 1)
-            staged: list[str] = []
-            for _ in range(3):
-                staged.extend(await stage(outbox, 2, producer=producer))
-                expected = list(staged)
-                # Long before the 600 s poll: the commit woke the relay.
-                await eventually(lambda expected=expected: inbox.ids == expected, within=5)
-        finally:
-            await relay.stop()
-    assert await outbox.unsent() == 0
-
-
-async def test_no_wake_for_a_rolled_back_event_or_with_wake_on_commit_off(
-    outbox: Any, redis: Redis, prefix: str, producer: str, eventually: Eventually
-) -> None:
-    woken = idle_relay(outbox, redis, prefix, producer)
-    polling = idle_relay(outbox, redis, prefix, producer, wake_on_commit=False)
-    await woken.start()
-    await polling.start()
-    try:
-        await eventually(lambda: woken.passes == 1 and polling.passes == 1)
-        async with outbox.sessionmaker() as session:
-            add_event(session, outbox.model, type="order.created", payload={}, producer=producer)
-            await session.rollback()
-            # The same session commits again, with nothing staged any more.
-            await session.commit()
-        await asyncio.sleep(0.3)
-        assert (woken.passes, polling.passes) == (1, 1)
-
-        await stage(outbox, 1, producer=producer)
-        await eventually(lambda: woken.passes == 2, within=5)
-        await asyncio.sleep(0.3)
-        assert polling.passes == 1
-    finally:
-        await woken.stop()
-        await polling.stop()
-
-
-async def test_wake_from_another_thread_starts_a_pass(
-    outbox: Any, redis: Redis, prefix: str, producer: str, eventually: Eventually
-) -> None:
-    relay = idle_relay(outbox, redis, prefix, producer)
-    relay.wake()  # not running: nothing to wake, and no error
-    await relay.start()
-    try:
-        await eventually(lambda: relay.passes == 1)
-        await asyncio.to_thread(relay.wake)
-        await eventually(lambda: relay.passes == 2, within=5)
-    finally:
-        await relay.stop()

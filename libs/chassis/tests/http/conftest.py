@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +20,9 @@ from chassis.http import UpstreamClient
 from chassis.settings import UpstreamSettings
 from chassis.testing.clock import ManualClock
 from chassis.testing.servers import serve_in_thread
+
+# The client tests share metric readers (client_metrics.py) that are not fixtures.
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 class ScriptedUpstream:

@@ -14,29 +14,54 @@ Imported by the locustfiles, so it runs in Locust's gevent-patched process only.
   response-time histogram per group (shipped from workers to the master with the
   regular stats report) and the shape's user targets are written as JSON, which the
   capacity report cuts into steps.
+- Shapes: the ``LoadTestShape`` classes are in ``loadtests.locust_shapes`` (re-exported
+  here); the locustfiles expose the one ``LOADTEST_SHAPE`` selects.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import threading
 import time
-from argparse import Namespace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-from locust import LoadTestShape, events
+from locust import events
 from locust.argument_parser import LocustArgumentParser
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
 from loadtests.endpoints import GROUPS, group_of
-from loadtests.histogram import Histogram, merge, percentile, round_ms
+from loadtests.histogram import Histogram, merge, percentile
+from loadtests.locust_shapes import (
+    SHAPES,
+    PlannedShape,
+    SoakShape,
+    SpikeShape,
+    StepShape,
+    build_plan,
+    selected_shape,
+)
 from loadtests.profiles import PROFILES
-from loadtests.shapes import Plan, SoakPlan, SpikePlan, StepPlan, parse_duration
 from loadtests.slo import GroupResult, evaluate, parse_objectives, render_table
+from loadtests.timeline import TIMELINE, Buckets, Timeline
+
+__all__ = [
+    "REPORT_KEY",
+    "SHAPES",
+    "SLO_OFF",
+    "TIMELINE",
+    "Buckets",
+    "PlannedShape",
+    "SoakShape",
+    "SpikeShape",
+    "StepShape",
+    "Timeline",
+    "add_options",
+    "build_plan",
+    "group_results",
+    "selected_shape",
+]
 
 logger = logging.getLogger("loadtests")
 
@@ -153,143 +178,7 @@ def add_options(parser: LocustArgumentParser) -> None:
     )
 
 
-def build_plan(kind: str, options: Namespace) -> Plan:
-    """The plan of shape ``kind`` from the parsed options."""
-    if kind == "step":
-        return StepPlan(
-            step_users=options.step_users,
-            step_seconds=parse_duration(options.step_time),
-            steps=options.steps,
-            spawn_rate=options.shape_spawn_rate,
-        )
-    if kind == "spike":
-        return SpikePlan(
-            baseline_users=options.baseline_users,
-            spike_users=options.spike_users,
-            before_seconds=parse_duration(options.spike_before),
-            spike_seconds=parse_duration(options.spike_time),
-            after_seconds=parse_duration(options.spike_after),
-            spawn_rate=options.shape_spawn_rate,
-            # A spike arrives at once: every extra user within about a second.
-            spike_spawn_rate=float(options.spike_users - options.baseline_users),
-        )
-    if kind == "soak":
-        return SoakPlan(
-            users=options.soak_users,
-            ramp_seconds=parse_duration(options.soak_ramp),
-            hold_seconds=parse_duration(options.soak_time),
-        )
-    raise ValueError(f"LOADTEST_SHAPE must be step, spike or soak, not {kind!r}")
-
-
-class PlannedShape(LoadTestShape):
-    """A Locust shape that follows one of the plans in ``loadtests.shapes``."""
-
-    abstract: ClassVar[bool] = True
-    kind: ClassVar[str] = ""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._plan: Plan | None = None
-        self._last_users: int | None = None
-
-    def tick(self) -> tuple[int, float] | None:
-        if self._plan is None:
-            options = self.runner.environment.parsed_options if self.runner else None
-            if options is None:
-                raise RuntimeError("a load shape needs Locust's parsed options")
-            self._plan = build_plan(self.kind, options)
-            TIMELINE.plan = {"kind": self.kind, **vars(self._plan)}
-        target = self._plan.tick(self.get_run_time())
-        users = None if target is None else target[0]
-        if users != self._last_users:
-            TIMELINE.targets.append((time.time(), users))
-            self._last_users = users
-        return target
-
-
-class StepShape(PlannedShape):
-    kind = "step"
-
-
-class SpikeShape(PlannedShape):
-    kind = "spike"
-
-
-class SoakShape(PlannedShape):
-    kind = "soak"
-
-
-SHAPES: dict[str, type[PlannedShape]] = {"step": StepShape, "spike": SpikeShape, "soak": SoakShape}
-
-
-def selected_shape() -> type[PlannedShape] | None:
-    """The shape named by LOADTEST_SHAPE (read at import: Locust picks shapes before options)."""
-    kind = os.environ.get("LOADTEST_SHAPE", "").strip().lower()
-    if not kind or kind == "none":
-        return None
-    if kind not in SHAPES:
-        raise SystemExit(f"LOADTEST_SHAPE must be step, spike or soak, not {kind!r}")
-    return SHAPES[kind]
-
-
-# --- timeline ---------------------------------------------------------------------------
-
-Buckets = dict[int, dict[str, list[Any]]]
-
-
-class Timeline:
-    """Per-second, per-group request counts and histograms, plus the shape's targets."""
-
-    def __init__(self) -> None:
-        self.seconds: Buckets = {}
-        self.targets: list[tuple[float, int | None]] = []
-        self.plan: dict[str, Any] = {}
-        self.started_at: float | None = None
-        #: Set at init: this process records (or, as a master, collects) the timeline.
-        self.enabled = False
-        self._lock = threading.Lock()
-
-    def add(self, second: int, group: str, response_time_ms: float, failed: bool) -> None:
-        with self._lock:
-            cell = self.seconds.setdefault(second, {}).setdefault(group, [0, 0, {}])
-            cell[0] += 1
-            cell[1] += int(failed)
-            bucket = round_ms(response_time_ms)
-            cell[2][bucket] = cell[2].get(bucket, 0) + 1
-
-    def take(self) -> Buckets:
-        with self._lock:
-            taken, self.seconds = self.seconds, {}
-        return taken
-
-    def absorb(self, buckets: Buckets) -> None:
-        # JSON over the wire turns int keys into strings: normalise both ways here.
-        with self._lock:
-            for second, groups in buckets.items():
-                mine = self.seconds.setdefault(int(second), {})
-                for group, (requests, failures, histogram) in groups.items():
-                    cell = mine.setdefault(group, [0, 0, {}])
-                    cell[0] += requests
-                    cell[1] += failures
-                    cell[2] = merge([cell[2], {int(k): v for k, v in histogram.items()}])
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "started_at": self.started_at,
-            "plan": self.plan,
-            "targets": self.targets,
-            "seconds": {
-                str(second): {
-                    group: {"requests": cell[0], "failures": cell[1], "histogram": cell[2]}
-                    for group, cell in groups.items()
-                }
-                for second, groups in sorted(self.seconds.items())
-            },
-        }
-
-
-TIMELINE = Timeline()
+# --- timeline (the record itself is loadtests.timeline) --------------------------------
 
 
 def _records_timeline(environment: Environment) -> bool:

@@ -66,7 +66,8 @@ docs: ## regenerate docs/settings.md from the settings models (chassis and servi
 	$(UV) run python -m chassis.settings_reference $(SERVICE_SETTINGS) > docs/settings.md
 
 k8s-check: ## the Helm chart (lint, render, kubernetes-validate 1.29/1.33) and Tiltfile checks alone
-	$(UV) run pytest tests/deploy/test_helm.py tests/deploy/test_tiltfile.py -q
+	$(UV) run pytest tests/deploy/test_helm.py tests/deploy/test_helm_network.py \
+		tests/deploy/test_helm_secrets.py tests/deploy/test_tiltfile.py -q
 
 bench: ## chassis cost, gateway cost, writes, event latency (wrk if installed); BENCH_ARGS="--only gateway"
 	$(UV) run python bench/run.py $(BENCH_ARGS)

@@ -1,10 +1,9 @@
 """Fail on a Python module that outgrew its limit: 400 lines in source, 600 in tests.
 
 Small modules are the house style (STYLE.md): past these sizes a module holds more
-than one idea and should be split along the seams it already has. The modules that
-were over the limit when this check came in are listed in `NOT_YET_SPLIT`; the
-list may only shrink: a listed module that is back under its limit fails the check
-too, so that it comes off the list and stays small.
+than one idea and should be split along the seams it already has. There are no
+exceptions: the modules that were over the limit when this check came in have been
+split (issue 14), and any module that outgrows its limit fails `make lint`.
 """
 
 from __future__ import annotations
@@ -15,13 +14,6 @@ from pathlib import Path
 
 SOURCE_LIMIT = 400
 TEST_LIMIT = 600
-
-#: Over the limit when the check was added (issue 14); split each, then delete its line.
-NOT_YET_SPLIT = frozenset(
-    {
-        "tests/deploy/test_helm.py",
-    }
-)
 
 
 def is_test(path: str) -> bool:
@@ -44,20 +36,13 @@ def tracked_python_files(root: Path) -> list[str]:
     return sorted(line for line in listed.stdout.splitlines() if (root / line).is_file())
 
 
-def problems(root: Path, not_yet_split: frozenset[str] = NOT_YET_SPLIT) -> list[str]:
+def problems(root: Path) -> list[str]:
     found: list[str] = []
     for path in tracked_python_files(root):
         lines = len((root / path).read_text(encoding="utf-8").splitlines())
         limit = limit_for(path)
-        if lines > limit and path not in not_yet_split:
+        if lines > limit:
             found.append(f"{path}: {lines} lines, over the {limit}-line limit: split it")
-        elif lines <= limit and path in not_yet_split:
-            found.append(f"{path}: {lines} lines, now within {limit}: take it off NOT_YET_SPLIT")
-    found.extend(
-        f"{path}: listed in NOT_YET_SPLIT but gone: take it off"
-        for path in sorted(not_yet_split)
-        if not (root / path).is_file()
-    )
     return found
 
 
@@ -67,7 +52,7 @@ def main() -> int:
     for line in found:
         print(line)
     if not found:
-        print(f"module sizes: every module within its limit ({len(NOT_YET_SPLIT)} yet to split)")
+        print("module sizes: every module within its limit")
     return 1 if found else 0
 
 

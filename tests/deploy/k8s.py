@@ -154,6 +154,18 @@ def workloads(rendered: Rendered) -> list[dict[str, Any]]:
     return [obj for obj in rendered.objects if obj["kind"] in WORKLOAD_KINDS]
 
 
+def name(component: str) -> str:
+    return f"{RELEASE}-{component}"
+
+
+def deployment(rendered: Rendered, service: str) -> dict[str, Any]:
+    return rendered.get("Deployment", name(service))
+
+
+def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {item["name"]: item for item in container.get("env", [])}
+
+
 # --- the Tiltfile under Starlark ---------------------------------------------------------
 
 

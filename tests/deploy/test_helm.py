@@ -9,8 +9,6 @@ migration hooks, secrets, the optional monitoring objects and the values schema.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -26,13 +24,14 @@ from tests.deploy.k8s import (
     NAMESPACE,
     RELEASE,
     ROOT,
-    SECRET_KEY,
-    SECRET_REFERENCE_KEYS,
     SERVICES,
     VALUES_SETS,
     Rendered,
     containers,
     deep_merge,
+    deployment,
+    env_of,
+    name,
     pod_spec,
     render,
     render_set,
@@ -48,27 +47,6 @@ kubernetes_validate = pytest.importorskip(
 PORTS = {"users": 8001, "orders": 8002, "gateway": 8000, "worker": 8003}
 HTTP_SERVICES = ("users", "orders", "gateway")
 RULES_FILE = ROOT / "deploy" / "observability" / "prometheus" / "rules" / "chassis.yml"
-
-
-def name(component: str) -> str:
-    return f"{RELEASE}-{component}"
-
-
-def deployment(rendered: Rendered, service: str) -> dict[str, Any]:
-    return rendered.get("Deployment", name(service))
-
-
-def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {item["name"]: item for item in container.get("env", [])}
-
-
-def selector_components(peers: list[dict[str, Any]]) -> set[str]:
-    return {
-        peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
-        for peer in peers
-        if "podSelector" in peer and "matchLabels" in peer["podSelector"]
-    }
-
 
 # --- lint, render, validate --------------------------------------------------------------
 
@@ -334,95 +312,6 @@ def test_a_budget_with_both_bounds_is_refused() -> None:
         render({"users": {"podDisruptionBudget": {"enabled": True, "minAvailable": 1}}})
 
 
-# --- network policies ---------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("values_set", VALUES_SETS)
-def test_each_service_has_a_network_policy(values_set: str) -> None:
-    rendered = render_set(values_set)
-    for service in SERVICES:
-        policy = rendered.get("NetworkPolicy", name(service))
-        spec = policy["spec"]
-        assert (
-            spec["podSelector"]["matchLabels"]
-            == deployment(rendered, service)["spec"]["selector"]["matchLabels"]
-        )
-        assert spec["policyTypes"] == ["Ingress", "Egress"]
-
-
-def ingress_sources(rendered: Rendered, service: str) -> list[list[dict[str, Any]] | None]:
-    """Each ingress rule's peers (None: from anywhere), without the metrics scrapers."""
-    metrics = rendered_values_metrics_from()
-    rules = rendered.get("NetworkPolicy", name(service))["spec"]["ingress"]
-    return [rule.get("from") for rule in rules if rule.get("from") != metrics]
-
-
-def rendered_values_metrics_from() -> list[dict[str, Any]]:
-    values: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
-    peers: list[dict[str, Any]] = values["networkPolicy"]["metricsFrom"]
-    return peers
-
-
-def test_only_the_gateway_takes_traffic_from_outside_the_release() -> None:
-    rendered = render_set("default")
-    assert ingress_sources(rendered, "gateway") == [None]
-    users = ingress_sources(rendered, "users")
-    assert len(users) == 1
-    assert users[0] is not None
-    # orders asks users for its JWKS; nothing else reaches users.
-    assert selector_components(users[0]) == {"gateway", "orders", "worker"}
-    orders = ingress_sources(rendered, "orders")
-    assert orders[0] is not None
-    assert selector_components(orders[0]) == {"gateway", "worker"}
-    assert ingress_sources(rendered, "worker") == []
-
-
-def test_a_narrowed_gateway_still_admits_the_test_pod_and_locust() -> None:
-    rendered = render_set("prod")
-    (peers,) = ingress_sources(rendered, "gateway")
-    assert peers is not None
-    assert peers[0]["namespaceSelector"]["matchLabels"] == {
-        "kubernetes.io/metadata.name": "ingress-nginx"
-    }
-    assert selector_components(peers) == {"test"}
-    with_locust = render(deep_merge(values_of("prod"), {"loadtest": {"enabled": True}}))
-    (peers,) = ingress_sources(with_locust, "gateway")
-    assert peers is not None
-    assert selector_components(peers) == {"test", "loadtest-master", "loadtest-worker"}
-
-
-def egress_ports(rendered: Rendered, policy: str) -> set[int]:
-    return {
-        port["port"]
-        for rule in rendered.get("NetworkPolicy", name(policy))["spec"]["egress"]
-        for port in rule["ports"]
-    }
-
-
-def test_egress_goes_only_to_dns_redis_the_collector_postgres_and_upstreams() -> None:
-    rendered = render_set("default")
-    base = {53, 6379, 4317, 4318}
-    assert egress_ports(rendered, "users") == base | {5432}
-    assert egress_ports(rendered, "orders") == base | {5432, 8001}
-    assert egress_ports(rendered, "gateway") == base | {8001, 8002}
-    assert egress_ports(rendered, "worker") == base | {8001, 8002}
-    for migration in ("users-migrate", "orders-migrate"):
-        assert egress_ports(rendered, migration) == {53, 5432}
-
-
-def test_dev_policies_reach_only_the_dev_postgres_pod() -> None:
-    rendered = render_set("dev")
-    rules = rendered.get("NetworkPolicy", name("orders"))["spec"]["egress"]
-    postgres = next(rule for rule in rules if rule["ports"][0]["port"] == 5432)
-    assert postgres["to"] == [
-        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "postgres"}}}
-    ]
-
-
-def test_policies_can_be_turned_off() -> None:
-    assert render({"networkPolicy": {"enabled": False}}).of_kind("NetworkPolicy") == []
-
-
 # --- migrations -----------------------------------------------------------------------------
 
 
@@ -452,166 +341,6 @@ def test_migrations_are_a_pre_install_and_pre_upgrade_hook_per_database(values_s
         assert (ROOT / "services" / service / "alembic.ini").is_file()
         env = env_of(container)
         assert env[f"{service.upper()}_DATABASE__URL"]["value"].startswith("postgresql+asyncpg://")
-
-
-# --- secrets ----------------------------------------------------------------------------------
-
-
-def walk_strings(node: Any, path: str = "") -> Iterator[tuple[str, str, str]]:
-    """(dotted path, key, value) of every string in a values document."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            child = f"{path}.{key}" if path else str(key)
-            if isinstance(value, str):
-                yield child, str(key), value
-            else:
-                yield from walk_strings(value, child)
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            yield from walk_strings(value, f"{path}[{index}]")
-
-
-@pytest.mark.parametrize(
-    "values_file", ["values.yaml", *(f"values-{s}.yaml" for s in VALUES_SETS[1:])]
-)
-def test_no_values_file_holds_a_secret(values_file: str) -> None:
-    document = yaml.safe_load((CHART / values_file).read_text())
-    checked = 0
-    for path, key, value in walk_strings(document):
-        if not SECRET_KEY.search(key):
-            continue
-        checked += 1
-        assert key in SECRET_REFERENCE_KEYS or value == "", f"{values_file}: {path} = {value!r}"
-    if values_file == "values.yaml":
-        assert checked >= 5
-    # No PEM block or URL with credentials anywhere either.
-    text = (CHART / values_file).read_text()
-    assert "-----BEGIN" not in text
-    assert not re.search(r"://[^/\s:@]+:[^/\s@]+@", text), values_file
-
-
-@pytest.mark.parametrize("values_set", VALUES_SETS)
-def test_every_secret_is_read_from_an_existing_secret_named_in_values(values_set: str) -> None:
-    rendered = render_set(values_set)
-    assert rendered.of_kind("Secret") == [], "the chart never creates a Secret"
-    merged = deep_merge(yaml.safe_load((CHART / "values.yaml").read_text()), values_of(values_set))
-    named = {
-        value for path, key, value in walk_strings(merged) if key == "existingSecret" and value
-    }
-    refs = 0
-    for obj in workloads(rendered):
-        for container in containers(obj):
-            for item in container.get("env", []):
-                ref = item.get("valueFrom", {}).get("secretKeyRef")
-                if ref is not None:
-                    refs += 1
-                    assert ref["name"] in named, (obj["metadata"]["name"], ref)
-                elif SECRET_KEY.search(item["name"]) and "$(" not in item.get("value", ""):
-                    pytest.fail(f"{item['name']} is a literal in {obj['metadata']['name']}")
-    assert refs >= 6
-    for config in rendered.of_kind("ConfigMap"):
-        for key in config["data"]:
-            assert not SECRET_KEY.search(key), (config["metadata"]["name"], key)
-
-
-def test_database_and_redis_urls_reference_their_passwords() -> None:
-    rendered = render_set("prod")
-    (users,) = containers(deployment(rendered, "users"))
-    env = list(env_of(users))
-    url = env_of(users)["USERS_DATABASE__URL"]["value"]
-    assert url == (
-        "postgresql+asyncpg://users:$(DATABASE_PASSWORD)@postgres.data.svc.cluster.local:5432/users"
-    )
-    # $(VAR) expands only variables defined earlier in the list.
-    assert env.index("DATABASE_PASSWORD") < env.index("USERS_DATABASE__URL")
-    assert env.index("REDIS_PASSWORD") < env.index("USERS_REDIS__URL")
-    redis_url = env_of(users)["USERS_REDIS__URL"]["value"]
-    assert redis_url == "redis://:$(REDIS_PASSWORD)@redis.data.svc.cluster.local:6379/0"
-    signing = env_of(users)["USERS_SIGNING__PRIVATE_KEY_PEM"]["valueFrom"]["secretKeyRef"]
-    assert signing == {"name": "chassis-secrets", "key": "signing-private-key.pem"}
-    clients = json.loads(env_of(users)["USERS_SERVICE_CLIENTS"]["value"])
-    assert clients == {
-        "worker": {"secret": "$(SERVICE_CLIENT_SECRET)", "scopes": ["orders:internal"]}
-    }
-    (worker,) = containers(deployment(rendered, "worker"))
-    assert (
-        env_of(worker)["WORKER_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"]
-        == (env_of(users)["SERVICE_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"])
-    )
-
-
-def resolved_env(rendered: Rendered, service: str, secrets: dict[str, str]) -> dict[str, str]:
-    """The environment the container gets: ConfigMap, then env with $(VAR) expanded."""
-    (container,) = containers(deployment(rendered, service))
-    env = dict(rendered.get("ConfigMap", name(service))["data"])
-    for item in container["env"]:
-        if "valueFrom" in item:
-            ref = item["valueFrom"]["secretKeyRef"]
-            env[item["name"]] = secrets[ref["key"]]
-        else:
-            env[item["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], item["value"])
-    return env
-
-
-@pytest.fixture(scope="module")
-def signing_key_pem() -> str:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-
-
-@pytest.mark.parametrize("values_set", ["dev", "staging", "prod"])
-def test_each_service_accepts_the_environment_the_chart_gives_it(
-    values_set: str, signing_key_pem: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from chassis.settings import load_settings
-    from gateway.settings import GatewaySettings
-    from orders.settings import OrdersSettings
-    from users.settings import UsersSettings
-    from worker.settings import WorkerSettings
-
-    classes = {
-        "users": UsersSettings,
-        "orders": OrdersSettings,
-        "gateway": GatewaySettings,
-        "worker": WorkerSettings,
-    }
-    secrets = {
-        "users-db-password": "users0password",
-        "orders-db-password": "orders0password",
-        "worker-client-secret": "a-worker-client-secret-of-length",
-        "redis-password": "redis0password",
-        "signing-private-key.pem": signing_key_pem,
-    }
-    rendered = render_set(values_set)
-    expected_environment = values_of(values_set)["environment"]
-    for service, cls in classes.items():
-        env = resolved_env(rendered, service, secrets)
-        with monkeypatch.context() as patch:
-            for key in list(os.environ):
-                if key.startswith(f"{service.upper()}_"):
-                    patch.delenv(key)
-            for key, value in env.items():
-                patch.setenv(key, value)
-            settings: Any = load_settings(cls)  # type: ignore[type-var]
-        assert settings.environment == expected_environment, service
-        assert settings.server.host == "0.0.0.0", service  # noqa: S104 - inside the pod
-        assert "$(" not in str(settings.redis.url)
-        if service in ("users", "orders"):
-            assert "$(" not in str(settings.database.url)
-        if service == "users":
-            client = settings.service_clients["worker"]
-            assert client.secret.get_secret_value() == secrets["worker-client-secret"]
-        if service == "gateway":
-            assert str(settings.upstreams["users"].base_url).startswith(
-                f"http://{name('users')}:8001"
-            )
 
 
 # --- monitoring ---------------------------------------------------------------------------

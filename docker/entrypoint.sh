@@ -86,9 +86,11 @@ mkdir -p "$data_dir"
 if [ "$SERVICE" != worker ] && [ "$WEB_CONCURRENCY" -gt 1 ]; then
     PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$TMPDIR/metrics}"
 fi
+# Emptied, never removed: under compose it is a tmpfs mount point on a read-only root fs,
+# where `rm -rf` of the directory itself fails and ends the container (seen on podman).
 if [ -n "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
-    rm -rf "$PROMETHEUS_MULTIPROC_DIR"
     mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+    find "$PROMETHEUS_MULTIPROC_DIR" -mindepth 1 -delete
     export PROMETHEUS_MULTIPROC_DIR
 fi
 

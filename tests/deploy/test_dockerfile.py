@@ -377,6 +377,21 @@ def test_entrypoint_flags_come_from_the_environment(tmp_path: Path) -> None:
     assert list((tmp_path / "metrics").iterdir()) == [], "emptied at every start"
 
 
+def test_entrypoint_empties_the_metrics_directory_in_place(tmp_path: Path) -> None:
+    # Under compose the directory is a tmpfs mount point on a read-only root filesystem: it
+    # can be emptied but never removed and made again (that ended the containers on podman).
+    metrics = tmp_path / "metrics"
+    (metrics / "old-worker").mkdir(parents=True)
+    (metrics / "old-worker" / "counter.db").write_text("stale")
+    (metrics / "gauge.db").write_text("stale")
+    metrics.chmod(0o1777)  # a tmpfs mount's mode, which a directory made again would not have
+    before = metrics.stat()
+    dry_run(tmp_path, SERVICE="users", WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(metrics))
+    after = metrics.stat()
+    assert (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode), "the same directory"
+    assert list(metrics.iterdir()) == []
+
+
 def test_entrypoint_runs_the_arq_worker(tmp_path: Path) -> None:
     env, argv = dry_run(tmp_path, SERVICE="worker", WEB_CONCURRENCY="3", GRACEFUL_TIMEOUT="40")
     assert argv == ["arq", "worker.main.WorkerSettings"]

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
+from typing import Literal
+
 from fastapi import APIRouter, FastAPI
 
 from chassis.builder import AppBuilder
-from chassis.settings import BaseServiceSettings, RateLimitSettings, TracingSettings
+from chassis.settings import (
+    BaseServiceSettings,
+    Environment,
+    RateLimitSettings,
+    RedisSettings,
+    TracingSettings,
+)
 from chassis.tracing import FASTAPI_TELEMETRY_OFF
 
 router = APIRouter()
@@ -62,3 +71,36 @@ def chassis_no_tracing() -> FastAPI:
 def chassis_middleware_only() -> FastAPI:
     """Only the chassis middleware: no tracing, no metrics."""
     return AppBuilder(_settings(rate_limit=False)).with_routes(router).build()
+
+
+def _shipped(rate_limit_backend: Literal["memory", "redis"]) -> FastAPI:
+    settings = BaseServiceSettings(
+        service_name="bench",
+        environment=Environment.staging,
+        redis=RedisSettings(url=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")),
+        rate_limit=RateLimitSettings(backend=rate_limit_backend, requests=10**9),
+    )
+    return (
+        AppBuilder(settings).with_tracing().with_redis().with_metrics().with_routes(router).build()
+    )
+
+
+def chassis_shipped() -> FastAPI:
+    """What a service ships (docker-compose.yml): every step on with the services' defaults.
+
+    Staging (JSON log lines), rate limiting on the Redis backend (one Redis round trip per
+    request), sampling left at its default, spans exported over OTLP, metrics in Prometheus'
+    multiprocess mode (overhead.py sets PROMETHEUS_MULTIPROC_DIR, as compose and the chart do).
+    The one departure: a limit no bench reaches, so every answer is a 200 and not a 429.
+    """
+    return _shipped("redis")
+
+
+def chassis_shipped_local_metrics() -> FastAPI:
+    """Ablation of chassis_shipped: metrics in process memory (no multiprocess directory)."""
+    return _shipped("redis")
+
+
+def chassis_shipped_memory_limit() -> FastAPI:
+    """Ablation of chassis_shipped: the in-process rate limiter in place of Redis."""
+    return _shipped("memory")

@@ -7,12 +7,17 @@ httptools, what ``--loop auto --http auto`` picks when installed) and uvicorn
 on the pure-Python asyncio loop and h11 parser. A faster server makes bare
 FastAPI cheaper and leaves the chassis' own cost where it was, so the ratio
 falls while every request gets cheaper: both are printed (docs/adr/0016).
+
+"chassis_full" is the trimmed stack (no rate limiting); "chassis_shipped" is what the
+services run (rate limiting on Redis, multiprocess metrics, staging logs). The gap
+between the two is mostly the Redis rate limiter's round trip per request (README).
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 
@@ -27,8 +32,13 @@ VARIANTS = (
     "chassis_no_tracing",
     "chassis_full",
     "chassis_full_rate_limited",
+    "chassis_shipped",
+    "chassis_shipped_local_metrics",
+    "chassis_shipped_memory_limit",
 )
-DEFAULT_VARIANTS = ("bare", "chassis_middleware_only", "chassis_full")
+DEFAULT_VARIANTS = ("bare", "chassis_middleware_only", "chassis_full", "chassis_shipped")
+#: Variants whose metrics run in Prometheus' multiprocess mode, as the services' images do.
+MULTIPROCESS_METRICS = frozenset({"chassis_shipped", "chassis_shipped_memory_limit"})
 PATH = "/items/42"
 #: uvicorn's event loop and HTTP parser per server name; "uvloop" is what the platform runs.
 SERVERS = {
@@ -39,6 +49,9 @@ SERVERS = {
 
 def _start(variant: str, server: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
+    if variant in MULTIPROCESS_METRICS:
+        # A fresh directory per start, as the images' entrypoint empties it at every start.
+        env = {**env, "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench-prom-")}
     command = uvicorn_command(
         f"apps:{variant}",
         port,
@@ -110,7 +123,7 @@ def run(
                 raise RuntimeError(f"{variant} on {server}: {result.errors} failed responses")
             results[server][variant].append(result)
             say(
-                f"  overhead round {round_number} {server:7} {variant:26} "
+                f"  overhead round {round_number} {server:7} {variant:30} "
                 f"{result.requests_per_second:8.0f} "
                 f"req/s  {result.cpu_us_per_request or 0:6.0f} us CPU/req"
             )

@@ -227,7 +227,7 @@ def _compare(runs: dict[str, list[Any]], *, baseline: str) -> dict[str, Any]:
 
 def _print_table(report: dict[str, Any]) -> None:
     figures = report["figures"]
-    header = f"{'figure / variant':40} {'req/s':>8} {'p99 ms':>8} {'ratio':>6} {'cpu ratio':>9}"
+    header = f"{'figure / variant':52} {'req/s':>8} {'p99 ms':>8} {'ratio':>6} {'cpu ratio':>9}"
     print(f"\n{header}  target")
     groups = [
         (f"overhead {server}", "bare", rows) for server, rows in figures.get("overhead", {}).items()
@@ -240,13 +240,13 @@ def _print_table(report: dict[str, Any]) -> None:
             cpu_ratio = row["cpu_ratio"] if row["cpu_ratio"] is not None else float("nan")
             wanted = f">= {target:.2f} x {baseline}" if target else ""
             print(
-                f"{name + ': ' + variant:40} {row['requests_per_second']:8.0f} "
+                f"{name + ': ' + variant:52} {row['requests_per_second']:8.0f} "
                 f"{row['p99_ms']:8.2f} {row['ratio']:6.2f} {cpu_ratio:9.2f}  {wanted}"
             )
     if "writes" in figures:
         row = figures["writes"]
         print(
-            f"{'writes: POST /api/v1/orders via gateway':40} {row['requests_per_second']:8.0f} "
+            f"{'writes: POST /api/v1/orders via gateway':52} {row['requests_per_second']:8.0f} "
             f"{row['p99_ms']:8.2f}"
         )
     for run in figures.get("events", {}).get("runs", []):
@@ -256,7 +256,7 @@ def _print_table(report: dict[str, Any]) -> None:
             else f"poll {run['poll_interval_seconds']:g} s"
         )
         print(
-            f"{label:40} p50 {run['p50_ms']:.1f}  p95 {run['p95_ms']:.1f}  "
+            f"{label:52} p50 {run['p50_ms']:.1f}  p95 {run['p95_ms']:.1f}  "
             f"p99 {run['p99_ms']:.1f} ms  ({run['received']}/{run['orders']} at "
             f"{run['rate_per_second']:g}/s, {run['failed_posts']} failed)"
             f"  target p99 <= {TARGETS['event_p99_ms']:g} ms"

@@ -5,11 +5,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from devkit.commands import (
     PORTS,
     build_services,
     database_of,
     migration_command,
+    ports_from,
     service_env,
 )
 
@@ -81,3 +84,30 @@ def test_database_of_names_sqlite_or_the_url_without_its_password() -> None:
     assert database_of("orders", env, Path("/d")) == "postgresql+asyncpg://app:***@db:5432/orders"
     env = {"ORDERS_DATABASE__URL": "postgresql+asyncpg://db/orders"}
     assert database_of("orders", env, Path("/d")) == "postgresql+asyncpg://db/orders"
+
+
+def test_a_port_base_moves_all_four_ports_and_tells_each_service_where_the_others_are() -> None:
+    ports = ports_from(18810)
+    assert ports == {"gateway": 18810, "users": 18811, "orders": 18812, "worker": 18813}
+    specs = {
+        spec.name: spec
+        for spec in build_services(
+            PY, data_dir=Path("/d"), redis_url=None, ports=ports, console_dir=Path("/c/dist")
+        )
+    }
+    assert specs["gateway"].ready_url == "http://127.0.0.1:18810/health/ready"
+    assert specs["users"].command[-2] == "18811"
+    gateway = specs["gateway"].env
+    assert gateway["GATEWAY_UPSTREAMS__USERS__BASE_URL"] == "http://127.0.0.1:18811"
+    assert gateway["GATEWAY_UPSTREAMS__ORDERS__BASE_URL"] == "http://127.0.0.1:18812"
+    assert gateway["GATEWAY_AUTH__JWKS_URL"] == "http://127.0.0.1:18811/.well-known/jwks.json"
+    assert gateway["GATEWAY_STATUS__WORKER_URL"] == "http://127.0.0.1:18813"
+    assert gateway["GATEWAY_CONSOLE__DIRECTORY"] == "/c/dist"
+    assert specs["orders"].env["ORDERS_AUTH__JWKS_URL"] == gateway["GATEWAY_AUTH__JWKS_URL"]
+    assert specs["worker"].env["WORKER_SERVER__PORT"] == "18813"
+    assert specs["worker"].env["WORKER_UPSTREAMS__ORDERS__BASE_URL"] == "http://127.0.0.1:18812"
+
+
+def test_a_port_base_without_room_for_four_ports_is_refused() -> None:
+    with pytest.raises(ValueError, match="no room"):
+        ports_from(65534)

@@ -228,6 +228,34 @@ def test_options_from_the_command_line_and_the_environment() -> None:
     assert args.no_worker is True
     args = dev.parse_args(["--no-worker", "--data-dir", "y", "--grace", "3"], {})
     assert (args.no_worker, args.data_dir, args.grace) == (True, Path("y"), 3.0)
+    assert dev.parse_args([], {}).port_base == 8000
+    assert dev.parse_args([], {"CHASSIS_DEV_PORT_BASE": "18810"}).port_base == 18810
+    assert dev.parse_args(["--port-base", "18820"], {}).port_base == 18820
+
+
+def test_run_checks_the_ports_of_the_port_base(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(dev, "port_in_use", lambda host, port: port == 18812)
+    args = dev.parse_args(["--port-base", "18810"], {})
+    assert dev.run(args, Console(), dev.StopFlag()) == 1
+    assert "ports already in use: orders (18812)" in capsys.readouterr().out
+
+
+def test_the_banner_names_the_console_and_says_when_it_is_not_built(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    sup = make_supervisor(tmp_path, stream)
+    sup.ports = {"gateway": 18810, "users": 18811, "orders": 18812, "worker": 18813}
+    dev.banner(sup.console, [], "redis://r", sup)
+    assert (
+        "console  http://127.0.0.1:18810/console/   (not built: make console" in stream.getvalue()
+    )
+    assert "try it   uv run chassis-demo --gateway http://127.0.0.1:18810\n" in stream.getvalue()
+    (tmp_path / "console" / "dist").mkdir(parents=True)
+    (tmp_path / "console" / "dist" / "index.html").write_text("<!doctype html>")
+    dev.banner(sup.console, [], "redis://r", sup)
+    assert stream.getvalue().rstrip().count("/console/") == 2
+    assert "console  http://127.0.0.1:18810/console/\n" in stream.getvalue()
 
 
 def test_repo_root_is_the_workspace() -> None:

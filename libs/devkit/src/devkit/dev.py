@@ -7,7 +7,9 @@ local one on 127.0.0.1:6379, or a ``redis-server`` started here. Ctrl-C or
 SIGTERM stops every process (reverse order, SIGKILL after a grace period); a
 process dying on its own stops the rest and exits non-zero.
 
-Ports are fixed: gateway 8000, users 8001, orders 8002, worker health/metrics 8003.
+Ports: gateway 8000, users 8001, orders 8002, worker health/metrics 8003, or the
+same four from ``--port-base`` (tests run a second platform beside a developer's).
+The gateway serves the web console from ``console/dist`` (``make console``).
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
 from devkit.commands import (
+    DEFAULT_PORT_BASE,
     HOST,
     MIGRATED,
     PORTS,
@@ -31,6 +34,7 @@ from devkit.commands import (
     build_services,
     database_of,
     migration_command,
+    ports_from,
     service_env,
 )
 from devkit.logs import Console
@@ -71,6 +75,13 @@ def parse_args(argv: Sequence[str] | None, env: Mapping[str, str]) -> argparse.N
             "Run users (8001), orders (8002), gateway (8000) and the worker (health 8003) "
             "as local processes, after applying the migrations."
         ),
+    )
+    parser.add_argument(
+        "--port-base",
+        type=int,
+        default=int(env.get("CHASSIS_DEV_PORT_BASE", str(DEFAULT_PORT_BASE))),
+        help="gateway port; users, orders and the worker take the next three "
+        f"(env CHASSIS_DEV_PORT_BASE; default {DEFAULT_PORT_BASE})",
     )
     parser.add_argument(
         "--data-dir",
@@ -126,6 +137,7 @@ class Supervisor:
     data_dir: Path
     ready_timeout: float
     grace: float
+    ports: dict[str, int] = field(default_factory=lambda: dict(PORTS))
 
     def __post_init__(self) -> None:
         self.processes: list[ManagedProcess] = []
@@ -207,16 +219,28 @@ class Supervisor:
         self.console.say("all processes stopped")
 
 
+def console_line(gateway: str, console_dir: Path) -> str:
+    if (console_dir / "index.html").is_file():
+        return f"  console  {gateway}/console/"
+    return f"  console  {gateway}/console/   (not built: make console, needs Node 20 + npm)"
+
+
 def banner(console: Console, specs: Sequence[ServiceSpec], redis: str, sup: Supervisor) -> None:
-    gateway = f"http://{HOST}:{PORTS['gateway']}"
+    gateway = f"http://{HOST}:{sup.ports['gateway']}"
+    demo = (
+        "make demo   (or: uv run chassis-demo)"
+        if sup.ports["gateway"] == DEFAULT_PORT_BASE
+        else f"uv run chassis-demo --gateway {gateway}"
+    )
     lines = [
         "the platform is up",
         f"  gateway  {gateway}   (the only public entry)",
+        console_line(gateway, sup.root / "console" / "dist"),
         f"  API docs {gateway}/docs",
         *(f"  metrics  {spec.metrics_url}   ({spec.name})" for spec in specs),
         *(f"  data     {name}: {database_of(name, sup.env, sup.data_dir)}" for name in MIGRATED),
         f"  redis    {redis}",
-        "  try it   make demo   (or: uv run chassis-demo)",
+        f"  try it   {demo}",
         "  stop     Ctrl-C",
     ]
     for line in lines:
@@ -229,8 +253,13 @@ def run(args: argparse.Namespace, console: Console, stop: StopFlag) -> int:
     data_dir = (
         args.data_dir if args.data_dir.is_absolute() else Path.cwd() / args.data_dir
     ).resolve()
-    wanted = [name for name in PORTS if not (name == "worker" and args.no_worker)]
-    taken = [f"{name} ({PORTS[name]})" for name in wanted if port_in_use(HOST, PORTS[name])]
+    try:
+        ports = ports_from(args.port_base)
+    except ValueError as exc:
+        console.say(str(exc))
+        return 1
+    wanted = [name for name in ports if not (name == "worker" and args.no_worker)]
+    taken = [f"{name} ({ports[name]})" for name in wanted if port_in_use(HOST, ports[name])]
     if taken:
         console.say(f"ports already in use: {', '.join(taken)}; is the platform already running?")
         return 1
@@ -239,7 +268,7 @@ def run(args: argparse.Namespace, console: Console, stop: StopFlag) -> int:
         console.say(INSTALL_HINT)
         return 1
     data_dir.mkdir(parents=True, exist_ok=True)
-    sup = Supervisor(console, stop, env, root, data_dir, args.ready_timeout, args.grace)
+    sup = Supervisor(console, stop, env, root, data_dir, args.ready_timeout, args.grace, ports)
     try:
         if choice.source is RedisSource.START:
             redis_url = sup.start_redis(choice.server_binary or "redis-server")
@@ -255,7 +284,12 @@ def run(args: argparse.Namespace, console: Console, stop: StopFlag) -> int:
         for service in MIGRATED:
             sup.migrate(service)
         specs = build_services(
-            sys.executable, data_dir=data_dir, redis_url=override, worker=not args.no_worker
+            sys.executable,
+            data_dir=data_dir,
+            redis_url=override,
+            worker=not args.no_worker,
+            ports=ports,
+            console_dir=root / "console" / "dist",
         )
         for spec in specs:
             sup.start_service(spec)

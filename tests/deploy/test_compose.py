@@ -146,6 +146,15 @@ def test_app_healthchecks_ask_readiness_on_their_own_port(
         assert "wget" not in command, name
 
 
+def test_healthcheck_arguments_have_no_spaces(services: dict[str, dict[str, Any]]) -> None:
+    # Podman's Docker API splits a CMD healthcheck's arguments on spaces (seen with 4.3 in
+    # make compose-smoke): `python -c "import sys, ..."` ran `python -c import`, never healthy.
+    for name, service in services.items():
+        test = service.get("healthcheck", {}).get("test") or []
+        if test and test[0] == "CMD":
+            assert all(" " not in argument for argument in test[1:]), (name, test)
+
+
 def test_infrastructure_healthchecks(services: dict[str, dict[str, Any]]) -> None:
     assert "pg_isready" in services["postgres"]["healthcheck"]["test"]
     assert services["redis"]["healthcheck"]["test"][1:] == ["redis-cli", "ping"]

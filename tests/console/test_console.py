@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import redis
 
 CONSOLE = Path(__file__).resolve().parents[2] / "console"
 NPM = shutil.which("npm")
@@ -60,3 +61,26 @@ def test_console_type_checks_passes_its_unit_tests_and_builds(installed: None) -
     # Nothing inline (scripts without src, style attributes): the gateway's CSP refuses them.
     assert not re.search(r"<script(?![^>]*\bsrc=)", index)
     assert "style=" not in index
+
+
+E2E_REDIS_URL = os.environ.get("CHASSIS_DEV_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.timeout(600)
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is missing")
+def test_console_in_chromium_against_the_platform(installed: None) -> None:
+    """Sign-up, an order fulfilled live, its replay and a 429; keeps reports/console.png."""
+    client = redis.Redis.from_url(E2E_REDIS_URL)
+    try:
+        client.flushdb()  # no rate-limit window or queue left by an earlier run
+    finally:
+        client.close()
+    screenshot = CONSOLE.parent / "reports" / "console.png"
+    screenshot.unlink(missing_ok=True)
+
+    npm("run", "build", timeout=120)
+    npm("run", "e2e", timeout=540, env={"CONSOLE_E2E_REDIS_URL": E2E_REDIS_URL})
+
+    assert screenshot.stat().st_size > 10_000

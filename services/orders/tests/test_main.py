@@ -28,6 +28,7 @@ EXPECTED_OPERATIONS = {
     ("post", "/api/v1/orders/{order_id}/cancel"),
     ("get", "/internal/v1/orders/{order_id}"),
     ("post", "/internal/v1/orders/{order_id}/status"),
+    ("post", "/internal/v1/orders/{order_id}/fulfilment"),
     ("post", "/internal/v1/maintenance/expire-pending"),
     ("post", "/internal/v1/maintenance/purge"),
 }

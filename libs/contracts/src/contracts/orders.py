@@ -88,8 +88,30 @@ class OrderPage(BaseModel):
     next_cursor: str | None = None
 
 
+class PaymentOutcome(StrEnum):
+    """What the payment step answered for an order."""
+
+    paid = "paid"
+    declined = "declined"
+
+
+class FulfilmentReport(BaseModel):
+    """Body of ``POST /internal/v1/orders/{id}/fulfilment``: the worker's one report.
+
+    The worker charges and says how it went; orders decides what that means for
+    the order (its state table, its events), in one transaction (ADR 0019).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    payment: PaymentOutcome
+
+
 class StatusChange(BaseModel):
-    """Body of ``POST /internal/v1/orders/{id}/status`` (the worker's moves)."""
+    """Body of ``POST /internal/v1/orders/{id}/status``: an operator's move of one order.
+
+    The worker no longer uses it (it reports a ``FulfilmentReport`` instead).
+    """
 
     model_config = ConfigDict(extra="forbid")
 

@@ -121,6 +121,7 @@ async def test_the_jwks_is_public_and_keeps_its_cache_policy(gateway: Gateway) -
     ("method", "path"),
     [
         ("POST", f"/internal/v1/orders/{uuid.uuid4()}/status"),
+        ("POST", f"/internal/v1/orders/{uuid.uuid4()}/fulfilment"),
         ("GET", f"/internal/v1/orders/{uuid.uuid4()}"),
         ("POST", "/internal/v1/maintenance/purge"),
         ("GET", "/api/v1/unknown"),

@@ -30,6 +30,7 @@ def status_url(order_id: str) -> str:
 INTERNAL_CALLS = [
     ("GET", "/internal/v1/orders/{id}", None),
     ("POST", "/internal/v1/orders/{id}/status", {"status": "confirmed"}),
+    ("POST", "/internal/v1/orders/{id}/fulfilment", {"payment": "paid"}),
     ("POST", "/internal/v1/maintenance/expire-pending", {"older_than_seconds": 60}),
     (
         "POST",

@@ -24,8 +24,9 @@ from chassis.jobs import job_id_for
 from chassis.settings import BaseServiceSettings
 from contracts.jobs import FULFIL_ORDER
 from orders.main import create_app
+from orders.order.fulfilment import fulfilment_job_for
 from orders.outbox.models import OutboxEvent
-from orders.outbox.relay import fulfilment_enqueuer, setup_outbox_relay
+from orders.outbox.relay import jobs_started_by, setup_outbox_relay
 from orders.settings import OrdersSettings
 
 QUEUE = "arq:queue"
@@ -163,7 +164,7 @@ async def test_the_fulfilment_job_is_enqueued_once_however_often_the_event_is_re
         type="order.created", producer="orders", payload={"order": {"id": order_id}}
     )
     client = Redis.from_url(redis_url)
-    hook = fulfilment_enqueuer(client, queue_name=QUEUE)
+    hook = jobs_started_by(fulfilment_job_for, client, queue_name=QUEUE)
     try:
         for _ in range(3):
             await hook(envelope)

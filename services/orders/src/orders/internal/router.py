@@ -11,7 +11,7 @@ from datetime import timedelta
 from fastapi import APIRouter
 
 from chassis.auth import kind_guard, scopes_guard
-from contracts.orders import OrderRead, OrderStatus, StatusChange
+from contracts.orders import FulfilmentReport, OrderRead, OrderStatus, StatusChange
 from orders.deps import SessionDep, SettingsDep
 from orders.internal import service as maintenance
 from orders.internal.schemas import ExpirePending, ExpirePendingResult, Purge, PurgeResult
@@ -40,6 +40,25 @@ async def get_any_order(order_id: str, session: SessionDep) -> OrderRead:
 
 
 @router.post(
+    "/orders/{order_id}/fulfilment",
+    response_model=OrderRead,
+    responses={
+        **NOT_FOUND,
+        409: problem("The order was cancelled, expired or already ended otherwise."),
+    },
+)
+async def record_fulfilment(
+    order_id: str, body: FulfilmentReport, session: SessionDep
+) -> OrderRead:
+    """The worker's one report: the payment outcome moves the order to its final state.
+
+    orders applies its state table and writes every event in one transaction; the
+    same report again answers 200 and records nothing.
+    """
+    return await orders.record_fulfilment(session, order_id=order_id, payment=body.payment)
+
+
+@router.post(
     "/orders/{order_id}/status",
     response_model=OrderRead,
     responses={
@@ -48,7 +67,7 @@ async def get_any_order(order_id: str, session: SessionDep) -> OrderRead:
     },
 )
 async def change_order_status(order_id: str, body: StatusChange, session: SessionDep) -> OrderRead:
-    """Move an order; moving it to the state it is in answers 200 and records nothing."""
+    """Move an order (operators); moving it to the state it is in answers 200, records nothing."""
     return await orders.change_status(
         session, order_id=order_id, status=OrderStatus(body.status), reason=body.reason
     )

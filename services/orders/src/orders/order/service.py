@@ -1,4 +1,4 @@
-"""Order use cases: place, list, read, cancel, move and expire, each with its outbox event.
+"""Order use cases: place, list, read, cancel, move, fulfil and expire, each with its outbox event.
 
 Every state change goes through `_move` (the transition table in `state`) and
 stages its ``order.<status>`` event in the caller's transaction, so an order
@@ -18,10 +18,18 @@ from chassis.database import utc_now
 from chassis.errors import NotFound
 from chassis.events import add_event
 from contracts.events import EVENT_TYPES, ORDER_EVENT_VERSION, OrderEventPayload
-from contracts.orders import OrderCreate, OrderItem, OrderPage, OrderRead, OrderStatus
+from contracts.orders import (
+    OrderCreate,
+    OrderItem,
+    OrderPage,
+    OrderRead,
+    OrderStatus,
+    PaymentOutcome,
+)
 from orders.idempotency import service as idempotency
 from orders.idempotency.schemas import StoredResponse
 from orders.order import repository
+from orders.order.fulfilment import FULFILMENT_RESULTS
 from orders.order.models import Order, OrderItemRow
 from orders.order.state import check_move
 from orders.outbox.models import OutboxEvent
@@ -205,6 +213,33 @@ async def change_status(
     if order.status == status:
         return to_read(order)
     return _move(session, order, status, reason=reason, now=now or utc_now())
+
+
+async def record_fulfilment(
+    session: AsyncSession,
+    *,
+    order_id: str,
+    payment: PaymentOutcome,
+    now: datetime | None = None,
+) -> OrderRead:
+    """Apply the worker's payment outcome: pending -> confirmed -> fulfilled (or failed).
+
+    One transaction, one event per move, so a pending order's subscribers see
+    ``order.confirmed`` then ``order.fulfilled`` as before. The same report
+    again changes nothing and records nothing (a retried job); a report the
+    table refuses (the order was cancelled or expired meanwhile, or the other
+    outcome was recorded) is a 409 naming both states.
+    """
+    order = await repository.get(session, parse_order_id(order_id), for_update=True)
+    if order is None:
+        raise OrderNotFound
+    result = FULFILMENT_RESULTS[payment]
+    if order.status == result.status and order.status_reason == result.reason:
+        return to_read(order)
+    moment = now or utc_now()
+    if order.status == OrderStatus.pending:
+        _move(session, order, OrderStatus.confirmed, reason=None, now=moment)
+    return _move(session, order, result.status, reason=result.reason, now=moment)
 
 
 async def cancel_order(session: AsyncSession, *, order_id: str, viewer: Principal) -> OrderRead:

@@ -1,15 +1,15 @@
 """The outbox relay as a resource of the orders app (docs/adr/0006-outbox-relay-in-orders.md).
 
 Started in the lifespan after the database and Redis, stopped before them:
-it publishes ``order.*`` events to Redis pub/sub and, for ``order.created``,
-enqueues the worker's ``orders.fulfil`` job under a deterministic id, so a
-row relayed twice still yields one job. Readiness reports the backlog
+it publishes ``order.*`` events to Redis pub/sub and enqueues the jobs the
+orders rule `fulfilment_job_for` names (``orders.fulfil`` for a created order)
+under a deterministic id, so a row relayed twice still yields one job. Readiness reports the backlog
 without failing: a Redis outage delays events, it does not stop orders.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -20,9 +20,8 @@ from redis.asyncio import Redis
 from chassis.database import Database
 from chassis.events import EventEnvelope, EventPublisher, OutboxRelay, replay_stream_for
 from chassis.events.outbox import PublishedHook
-from chassis.jobs import enqueue, job_id_for
-from contracts.events import ORDER_CREATED
-from contracts.jobs import FULFIL_ORDER
+from chassis.jobs import enqueue
+from orders.order.fulfilment import JobRequest, fulfilment_job_for
 from orders.order.service import PRODUCER
 from orders.outbox.models import OutboxEvent
 from orders.settings import OrdersSettings
@@ -34,20 +33,25 @@ RESOURCE_NAME = "outbox_relay"
 READINESS_CHECK = "outbox"
 
 
-def fulfilment_enqueuer(redis: ArqRedis | Redis, *, queue_name: str) -> PublishedHook:
-    """The relay hook: enqueue ``orders.fulfil(order_id)`` once per order for order.created."""
+def jobs_started_by(
+    rule: Callable[[EventEnvelope], JobRequest | None],
+    redis: ArqRedis | Redis,
+    *,
+    queue_name: str,
+) -> PublishedHook:
+    """The relay hook: enqueue the job `rule` names for a published event, if any.
+
+    The relay runs the hook after each publish; which events start which jobs is
+    the rule's business (`orders.order.fulfilment.fulfilment_job_for`), not the relay's.
+    """
 
     async def on_published(envelope: EventEnvelope) -> None:
-        if envelope.type != ORDER_CREATED:
+        request = rule(envelope)
+        if request is None:
             return
-        order_id = str(envelope.payload["order"]["id"])
         # Arq refuses a second job with this id while the first is queued, running or kept.
         await enqueue(
-            redis,
-            FULFIL_ORDER,
-            order_id,
-            job_id=job_id_for(FULFIL_ORDER, order_id),
-            queue_name=queue_name,
+            redis, request.name, *request.args, job_id=request.job_id, queue_name=queue_name
         )
 
     return on_published
@@ -77,7 +81,7 @@ def build_relay(
         poll_interval=outbox.poll_interval_seconds,
         wake_on_commit=outbox.wake_on_commit,
         max_backoff=outbox.max_backoff_seconds,
-        on_published=fulfilment_enqueuer(arq, queue_name=settings.jobs.queue_name),
+        on_published=jobs_started_by(fulfilment_job_for, arq, queue_name=settings.jobs.queue_name),
     )
 
 

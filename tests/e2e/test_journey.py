@@ -75,8 +75,8 @@ async def test_order_journey(platform: E2EPlatform) -> None:
 
         second = (await client.post("/api/v1/orders", json=ORDER, headers=auth)).json()
         # The worker holds each order in its simulated payment step for a second (see
-        # conftest), so it is pending or confirmed here: both may be cancelled, and the
-        # worker's later move to fulfilled is refused.
+        # conftest), so it is still pending here and may be cancelled; the worker's
+        # report that follows is refused (409) and its charge voided.
         cancelled = await client.post(f"/api/v1/orders/{second['id']}/cancel", headers=auth)
         assert cancelled.status_code == 200, cancelled.text
         assert cancelled.json()["status"] == "cancelled"
@@ -125,3 +125,13 @@ async def assert_one_trace_links_gateway_orders_and_worker(platform: E2EPlatform
     step(f"trace {trace} links {len(names)} span names across gateway, orders and worker")
     for name in names:
         step(f"  {name}")
+    # One hop from the worker back to orders per order (ADR 0019): the fulfilment report.
+    # Before, the job made three (GET the order, POST status confirmed, POST status fulfilled).
+    # Compared as operations, not a count: a client retry on a busy machine is the same hop.
+    worker_calls = [
+        s.name
+        for s in spans
+        if s.trace_id == trace and s.service == "orders" and "/internal/" in s.name
+    ]
+    step(f"worker -> orders calls for the first order: {len(worker_calls)} ({worker_calls})")
+    assert set(worker_calls) == {"POST /internal/v1/orders/{order_id}/fulfilment"}

@@ -30,10 +30,14 @@ import httpx
 import psycopg
 import pytest
 import redis
+import redis.asyncio
 import websockets
+from arq.constants import in_progress_key_prefix
 
+from chassis.jobs import job_id_for
 from chassis.testing.faultproxy import FaultProxy
 from chassis.testing.plugin import redis_test_url
+from contracts.jobs import FULFIL_ORDER
 from tests.faults.report import REPORT_PATH, SCENARIO_IDS, SETTINGS, Reliability, render
 from tests.support.accounts import sign_up_and_log_in
 from tests.support.platform import SERVICES, Platform, PlatformConfig, migrate
@@ -359,6 +363,30 @@ async def wait_for_status(
         if rows and rows[0][0] == status:
             return
         assert time.monotonic() < deadline, f"order {order_id} not {status}: {rows}"
+        await asyncio.sleep(0.05)
+
+
+async def fulfilment_jobs_running(faults: FaultPlatform) -> list[str]:
+    """The ids of the fulfilment jobs running now (arq's in-progress keys are set)."""
+    prefix = f"{in_progress_key_prefix}{FULFIL_ORDER}:"
+    client = redis.asyncio.Redis.from_url(faults.redis_url, decode_responses=True)
+    try:
+        return [
+            key.removeprefix(in_progress_key_prefix) async for key in client.scan_iter(f"{prefix}*")
+        ]
+    finally:
+        await client.aclose()
+
+
+async def wait_for_job_running(faults: FaultPlatform, order_id: str, *, within: float) -> None:
+    """Poll Redis until the order's fulfilment job runs: it is inside its payment step.
+
+    The order itself stays pending while it is charged (orders moves it once the
+    worker reports, ADR 0019), so its status cannot tell.
+    """
+    deadline = time.monotonic() + within
+    while job_id_for(FULFIL_ORDER, order_id) not in await fulfilment_jobs_running(faults):
+        assert time.monotonic() < deadline, f"the fulfilment job of {order_id} never ran"
         await asyncio.sleep(0.05)
 
 

@@ -25,6 +25,7 @@ from tests.faults.conftest import (
     FaultPlatform,
     account,
     outbox_types,
+    wait_for_job_running,
     wait_for_status,
     wait_ready,
 )
@@ -160,7 +161,7 @@ async def drain_worker_mid_job(faults: FaultPlatform, auth: dict[str, str]) -> d
         created = await client.post("/api/v1/orders", json=ORDER, headers=auth)
     assert created.status_code == 201, created.text
     order_id = created.json()["id"]
-    await wait_for_status(faults, order_id, "confirmed", within=20)
+    await wait_for_job_running(faults, order_id, within=20)
     started = time.monotonic()
     exit_code = await asyncio.to_thread(faults.platform.stop, "worker")
     stopped_after = time.monotonic() - started

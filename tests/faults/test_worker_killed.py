@@ -16,8 +16,10 @@ from tests.faults.conftest import (
     FaultPlatform,
     account,
     event_socket,
+    fulfilment_jobs_running,
     order_status,
     outbox_types,
+    wait_for_job_running,
     wait_for_status,
 )
 from tests.faults.load import SteadyLoad, summary
@@ -62,11 +64,11 @@ async def test_a_job_killed_mid_way_runs_again_after_restart_with_one_effect(
         created = await client.post("/api/v1/orders", json=ORDER, headers=auth)
         assert created.status_code == 201, created.text
         order_id = created.json()["id"]
-        # confirmed = the job is inside its payment step: kill it there.
-        await wait_for_status(faults, order_id, "confirmed", within=20)
+        # The job is inside its (slow) payment step: kill it there.
+        await wait_for_job_running(faults, order_id, within=20)
         faults.platform.kill("worker")
         killed_at = time.monotonic()
-        in_flight = await order_status(faults, owner=erin["user"]["id"], status="confirmed")
+        in_flight = await fulfilment_jobs_running(faults)
         faults.restart("worker")
         await asyncio.sleep(1)
         outcomes = await load.stop()

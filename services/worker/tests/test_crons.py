@@ -10,7 +10,7 @@ from arq.connections import ArqRedis
 from worker_fakes import FakeOrders
 
 from chassis.jobs import enqueue
-from worker.crons import EXPIRE_PENDING_JOB, PURGE_JOB, cron_jobs
+from worker.maintenance.jobs import EXPIRE_PENDING_JOB, PURGE_JOB, cron_jobs
 from worker.settings import WorkerSettings
 
 

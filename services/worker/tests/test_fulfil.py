@@ -19,7 +19,7 @@ from worker_fakes import FakeOrders, FakeUsers
 from chassis.jobs import enqueue, job_id_for
 from chassis.testing.processes import free_port
 from contracts.jobs import FULFIL_ORDER
-from worker.fulfil import retry_delay
+from worker.fulfilment.jobs import retry_delay
 from worker.settings import WorkerSettings
 
 
@@ -79,7 +79,7 @@ def capture_logs(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[dict[str,
 # --- outcomes ----------------------------------------------------------------------
 
 
-async def test_a_pending_order_is_confirmed_then_fulfilled(
+async def test_a_pending_order_is_confirmed_then_fulfilled_by_one_report(
     fake_orders: FakeOrders,
     make_settings: Callable[..., WorkerSettings],
     arq_pool: ArqRedis,
@@ -102,9 +102,11 @@ async def test_a_pending_order_is_confirmed_then_fulfilled(
     logged = [
         line
         for line in log_lines()
-        if line.get("order_id") == order_id and line["logger"] == "worker.fulfil"
+        if line.get("order_id") == order_id and line["logger"] == "worker.fulfilment"
     ]
-    assert [line["event"] for line in logged] == ["order_confirmed", "order_fulfilled"]
+    # One report: orders confirmed and fulfilled the order in the same call (ADR 0019).
+    assert [line["event"] for line in logged] == ["order_fulfilled"]
+    assert [r.body for r in fake_orders.requests] == [{"payment": "paid"}]
     assert all(line["job"] == FULFIL_ORDER for line in logged)
 
 
@@ -151,15 +153,20 @@ async def test_an_order_that_is_already_past_fulfilment_is_left_alone(
     arq_pool: ArqRedis,
     queue_name: str,
     run_worker: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    log_lines = capture_logs(monkeypatch)
     cancelled = fake_orders.add_order(status="cancelled")
     job = await enqueue_fulfil(arq_pool, cancelled, queue_name)
 
-    await run_worker(make_settings())
+    await run_worker(make_settings(log={"json_output": True}))
 
     assert await outcome(job) == (True, "already_done", 1)
     assert fake_orders.events == []
-    assert fake_orders.calls_to("/status") == []
+    # The one report is refused, and the charge it was made with is released.
+    assert [r.status for r in fake_orders.calls_to("/fulfilment")] == [409]
+    events = [line["event"] for line in log_lines() if line.get("order_id") == cancelled]
+    assert events[-2:] == ["order_already_done", "payment_voided"]
 
 
 async def test_a_confirmed_order_from_an_interrupted_run_is_finished(
@@ -198,7 +205,7 @@ async def test_an_order_that_no_longer_exists_is_done(
     )
 
 
-async def test_an_order_deleted_before_its_status_moves_is_done(
+async def test_an_order_deleted_while_it_is_charged_is_done(
     fake_orders: FakeOrders,
     make_settings: Callable[..., WorkerSettings],
     arq_pool: ArqRedis,
@@ -217,7 +224,7 @@ async def test_an_order_deleted_before_its_status_moves_is_done(
     await run_worker(make_settings(), rng=DeletingRandom())
 
     assert await outcome(job) == (True, "gone", 1)
-    assert fake_orders.events[-1]["type"] == "order.confirmed"
+    assert fake_orders.events == []
 
 
 # --- safe to run twice -----------------------------------------------------------------
@@ -245,12 +252,13 @@ async def test_running_the_job_twice_moves_the_order_once(
         )
         is None
     )
-    # ... and a second run under another id (a redelivery) changes nothing.
+    # ... and a second run under another id (a redelivery) changes nothing: its report
+    # is the one orders already applied, answered with the fulfilled order.
     second = await enqueue_fulfil(arq_pool, order_id, queue_name, job_id="redelivered")
     await run_worker(settings)
 
     assert (await outcome(first))[1] == "fulfilled"
-    assert (await outcome(second))[1] == "already_done"
+    assert (await outcome(second))[1] == "fulfilled"
     assert fake_orders.event_types(order_id) == ["order.confirmed", "order.fulfilled"]
 
 
@@ -272,8 +280,8 @@ async def test_two_concurrent_runs_move_the_order_once(
     assert results == ["fulfilled", "fulfilled"]
     assert fake_orders.event_types(order_id) == ["order.confirmed", "order.fulfilled"]
     # Both runs went all the way: each asked for the final state, orders applied it once.
-    finals = [r for r in fake_orders.calls_to("/status") if r.body["status"] == "fulfilled"]
-    assert [r.status for r in finals] == [200, 200]
+    reports = fake_orders.calls_to("/fulfilment")
+    assert [(r.body, r.status) for r in reports] == [({"payment": "paid"}, 200)] * 2
 
 
 async def test_concurrent_runs_that_disagree_leave_the_first_outcome(
@@ -300,7 +308,7 @@ async def test_concurrent_runs_that_disagree_leave_the_first_outcome(
     assert len(types) == 2
     assert types[1] in {"order.fulfilled", "order.failed"}
     assert results == sorted(["already_done", types[1].removeprefix("order.")])
-    assert [r.status for r in fake_orders.calls_to("/status")].count(409) == 1
+    assert [r.status for r in fake_orders.calls_to("/fulfilment")].count(409) == 1
 
 
 # --- transient failures ---------------------------------------------------------------

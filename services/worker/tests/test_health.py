@@ -180,7 +180,7 @@ async def test_readiness_shows_orders_healed_without_waiting_for_a_job(
             await eventually(orders_healed, within=10)
         assert resources.orders.breaker.state is BreakerState.CLOSED
         assert fake_orders.calls_to("/health/live"), "readiness probed orders' liveness"
-        assert not fake_orders.calls_to("/status"), "no job ran: the probe alone closed it"
+        assert not fake_orders.calls_to("/fulfilment"), "no job ran: the probe alone closed it"
     finally:
         orders.should_exit = True
         if orders_task is not None:

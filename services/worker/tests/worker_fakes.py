@@ -32,6 +32,11 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "failed": frozenset(),
     "cancelled": frozenset(),
 }
+#: What orders makes of each payment outcome (its ``orders.order.fulfilment`` table).
+FULFILMENT_RESULTS: dict[str, tuple[str, str | None]] = {
+    "paid": ("fulfilled", None),
+    "declined": ("failed", "payment_declined"),
+}
 
 
 def problem(status: int, title: str, detail: str = "") -> JSONResponse:
@@ -101,6 +106,7 @@ class FakeOrder:
     created_at: datetime
     updated_at: datetime
     version: int = 1
+    status_reason: str | None = None
     owner_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def read(self) -> dict[str, Any]:
@@ -108,6 +114,7 @@ class FakeOrder:
             "id": self.id,
             "owner_id": self.owner_id,
             "status": self.status,
+            "status_reason": self.status_reason,
             "items": [{"sku": "sku-1", "quantity": 1, "unit_price_minor": 1000}],
             "amount_minor": 1000,
             "currency": "EUR",
@@ -118,7 +125,7 @@ class FakeOrder:
 
 
 class FakeOrders:
-    """orders' internal API: order read, status moves with events, maintenance endpoints."""
+    """orders' internal API: the fulfilment report with its events, maintenance endpoints."""
 
     def __init__(self, users: FakeUsers) -> None:
         self.users = users
@@ -153,8 +160,11 @@ class FakeOrders:
     def app(self) -> Starlette:
         return Starlette(
             routes=[
-                Route("/internal/v1/orders/{order_id}", self._get_order, methods=["GET"]),
-                Route("/internal/v1/orders/{order_id}/status", self._set_status, methods=["POST"]),
+                Route(
+                    "/internal/v1/orders/{order_id}/fulfilment",
+                    self._record_fulfilment,
+                    methods=["POST"],
+                ),
                 Route("/internal/v1/maintenance/expire-pending", self._expire, methods=["POST"]),
                 Route("/internal/v1/maintenance/purge", self._purge, methods=["POST"]),
                 Route("/health/live", self._live, methods=["GET"]),
@@ -184,16 +194,8 @@ class FakeOrders:
         )
         return response
 
-    async def _get_order(self, request: Request) -> Response:
-        refused = await self._guard(request)
-        if refused is not None:
-            return await self._record(request, refused)
-        order = self.orders.get(request.path_params["order_id"])
-        if order is None:
-            return await self._record(request, problem(404, "Not Found", "No such order."))
-        return await self._record(request, JSONResponse(order.read()))
-
-    async def _set_status(self, request: Request) -> Response:
+    async def _record_fulfilment(self, request: Request) -> Response:
+        """orders' rule: paid -> fulfilled, declined -> failed, via confirmed; twice is a no-op."""
         body = await request.json()
         refused = await self._guard(request)
         if refused is not None:
@@ -201,20 +203,26 @@ class FakeOrders:
         order = self.orders.get(request.path_params["order_id"])
         if order is None:
             return await self._record(request, problem(404, "Not Found", "No such order."), body)
-        target = body["status"]
+        target, reason = FULFILMENT_RESULTS[body["payment"]]
         with self._lock:
-            if order.status == target:
+            if order.status == target and order.status_reason == reason:
                 response: Response = JSONResponse(order.read())
-            elif target in TRANSITIONS[order.status]:
-                self._move(order, target, reason=body.get("reason"))
-                response = JSONResponse(order.read())
             else:
-                response = problem(409, "Conflict", f"Cannot move from {order.status} to {target}.")
+                if order.status == "pending":
+                    self._move(order, "confirmed", reason=None)
+                if target in TRANSITIONS[order.status]:
+                    self._move(order, target, reason=reason)
+                    response = JSONResponse(order.read())
+                else:
+                    response = problem(
+                        409, "Conflict", f"Cannot move from {order.status} to {target}."
+                    )
         return await self._record(request, response, body)
 
     def _move(self, order: FakeOrder, target: str, *, reason: str | None) -> None:
         previous = order.status
         order.status = target
+        order.status_reason = reason
         order.version += 1
         order.updated_at = datetime.now(UTC)
         self.events.append(

@@ -22,9 +22,9 @@ import random
 from typing import Any
 
 from chassis.jobs import worker_settings
-from worker.crons import cron_jobs
-from worker.fulfil import fulfil_job
+from worker.fulfilment.jobs import fulfil_job
 from worker.health import HealthServer, create_health_app
+from worker.maintenance.jobs import cron_jobs
 from worker.resources import RESOURCES_KEY, Resources
 from worker.settings import WorkerSettings as Settings
 from worker.settings import get_settings

@@ -3,7 +3,7 @@
 Every call carries the service token; a 401 gets the token replaced and the
 call sent once more. Answers are sorted into what the caller must do:
 `OrderGone` (404, nothing left to do), `TransitionRefused` (409, the order
-is already past that step), `TransientOrdersError` (try again later) and
+has ended otherwise), `TransientOrdersError` (try again later) and
 `OrdersRequestRefused` (our request is wrong; trying again will not help).
 """
 
@@ -15,7 +15,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from chassis.http import UpstreamClient
-from contracts.orders import OrderStatus
+from contracts.orders import OrderStatus, PaymentOutcome
 from worker.problems import problem_detail
 from worker.tokens import ServiceTokenProvider
 
@@ -33,6 +33,7 @@ class OrderState(BaseModel):
 
     id: str
     status: OrderStatus
+    status_reason: str | None = None
 
 
 class ExpiredCount(BaseModel):
@@ -84,22 +85,17 @@ class OrdersApi:
         self.client = client
         self.tokens = tokens
 
-    async def get_order(self, order_id: str) -> OrderState:
-        response = await self._call("GET", f"/internal/v1/orders/{order_id}")
-        return _parse(OrderState, response)
+    async def report_fulfilment(self, order_id: str, payment: PaymentOutcome) -> OrderState:
+        """Tell orders how the order's payment went; orders moves the order (ADR 0019).
 
-    async def set_status(
-        self, order_id: str, status: OrderStatus, *, reason: str | None = None
-    ) -> OrderState:
-        """Move the order to `status`; orders answers 200 when it is already there."""
-        body: dict[str, Any] = {"status": status.value}
-        if reason is not None:
-            body["reason"] = reason
+        The one call the job makes: orders answers with the order in its final
+        state, 409 when the order had ended otherwise, 404 when it is gone.
+        """
         response = await self._call(
             "POST",
-            f"/internal/v1/orders/{order_id}/status",
-            json=body,
-            # Moving to a state twice is a no-op on the orders side, so retrying is safe.
+            f"/internal/v1/orders/{order_id}/fulfilment",
+            json={"payment": payment.value},
+            # The same report twice is a no-op on the orders side, so retrying is safe.
             idempotent=True,
         )
         return _parse(OrderState, response)

@@ -13,8 +13,8 @@ from typing import Any
 from pydantic import SecretStr
 
 from chassis.http import UpstreamClient
+from worker.fulfilment.payment import PaymentSimulator
 from worker.orders import OrdersApi
-from worker.payment import PaymentSimulator
 from worker.settings import WorkerSettings
 from worker.tokens import ServiceTokenProvider
 

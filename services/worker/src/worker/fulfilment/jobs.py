@@ -1,12 +1,13 @@
-"""The ``orders.fulfil`` job: confirm a pending order, take payment, mark it fulfilled or failed.
+"""The ``orders.fulfil`` job: take payment, then report the outcome to orders in one call.
 
-Safe to run twice, even at the same time: each run starts from the order's
-state in orders; moving an order to the state it is already in is a no-op
-there (200, no event); and a refused move (409) means that another run, a
-cancel or the expiry cron got there first, which counts as done. Upstream
-trouble (5xx, timeouts, an open breaker, no token) is retried by arq with an
-exponential, jittered backoff until ``fulfil.max_tries``; an order that no
-longer exists (404) is done.
+orders owns the order's life (ADR 0019): the report moves a pending order
+through confirmed to fulfilled (or failed) in one transaction, with its events.
+Safe to run twice, even at the same time: the same report again is a no-op in
+orders (200, no event), and a refused report (409) means a cancel, the expiry
+cron or a run with the other outcome got there first, which counts as done
+(the charge is voided). Upstream trouble (5xx, timeouts, an open breaker, no
+token) is retried by arq with an exponential, jittered backoff until
+``fulfil.max_tries``; an order that no longer exists (404) is done.
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from arq.worker import Function, Retry
 from chassis.http import CircuitOpenError, UpstreamBadGateway, UpstreamTimeout, UpstreamUnavailable
 from chassis.jobs import job
 from contracts.jobs import FULFIL_ORDER
-from contracts.orders import OrderStatus
+from contracts.orders import OrderStatus, PaymentOutcome
 from worker.orders import OrderGone, TransientOrdersError, TransitionRefused
 from worker.resources import Resources, get_resources
 from worker.settings import WorkerSettings
 from worker.tokens import TokenUnavailable
 
-logger = structlog.get_logger("worker.fulfil")
+logger = structlog.get_logger("worker.fulfilment")
 
 #: Failures that may be gone on a later attempt.
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
@@ -37,8 +38,6 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     TransientOrdersError,
     TokenUnavailable,
 )
-
-DECLINED_REASON = "payment_declined"
 
 
 class FulfilGaveUp(Exception):
@@ -117,31 +116,26 @@ def _next_delay(resources: Resources, attempt: int, exc: Exception) -> float | N
 
 
 async def _fulfil(resources: Resources, order_id: str) -> FulfilOutcome:
-    api = resources.orders_api
+    paid = await resources.payment.charge(order_id)
+    payment = PaymentOutcome.paid if paid else PaymentOutcome.declined
     try:
-        order = await api.get_order(order_id)
-        if order.status is OrderStatus.pending:
-            order = await api.set_status(order_id, OrderStatus.confirmed)
-            logger.info("order_confirmed")
-        if order.status is not OrderStatus.confirmed:
-            logger.info("order_already_done", status=order.status.value)
-            return FulfilOutcome.already_done
-        paid = await resources.payment.charge(order_id)
-        if paid:
-            await api.set_status(order_id, OrderStatus.fulfilled)
-        else:
-            await api.set_status(order_id, OrderStatus.failed, reason=DECLINED_REASON)
+        order = await resources.orders_api.report_fulfilment(order_id, payment)
     except OrderGone:
         logger.info("order_gone")
-        return FulfilOutcome.gone
+        outcome = FulfilOutcome.gone
     except TransitionRefused as exc:
         logger.info("order_already_done", detail=exc.detail)
-        return FulfilOutcome.already_done
+        outcome = FulfilOutcome.already_done
+    else:
+        # orders answers with the final state its table reached for this report.
+        if order.status is OrderStatus.fulfilled:
+            logger.info("order_fulfilled")
+            return FulfilOutcome.fulfilled
+        logger.info("order_failed", status=order.status.value, reason=order.status_reason)
+        return FulfilOutcome.failed
     if paid:
-        logger.info("order_fulfilled")
-        return FulfilOutcome.fulfilled
-    logger.info("order_failed", reason=DECLINED_REASON)
-    return FulfilOutcome.failed
+        await resources.payment.void(order_id)
+    return outcome
 
 
 def fulfil_job(settings: WorkerSettings) -> Function:

@@ -1,4 +1,10 @@
-"""A stand-in for the payment and stock step of fulfilment: some latency, some declines."""
+"""A stand-in for the payment and stock step of fulfilment: some latency, some declines.
+
+A real provider would authorise the amount under the order id (its idempotency
+key, so a job run twice charges once), and capture or void it once orders has
+answered the report; the simulator keeps that shape: `charge`, then `void`
+when orders refuses the outcome.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,10 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+import structlog
+
+logger = structlog.get_logger("worker.fulfilment")
 
 
 class PaymentSimulator:
@@ -32,3 +42,7 @@ class PaymentSimulator:
         if self.latency_seconds > 0:
             await self._sleep(self.latency_seconds)
         return self._rng.random() >= self.failure_rate
+
+    async def void(self, order_id: str) -> None:
+        """Release a charge orders did not take (the order was cancelled or had expired)."""
+        logger.info("payment_voided", order_id=order_id)

@@ -17,7 +17,7 @@ from chassis.jobs import cron_job
 from worker.resources import get_resources
 from worker.settings import WorkerSettings
 
-logger = structlog.get_logger("worker.crons")
+logger = structlog.get_logger("worker.maintenance")
 
 EXPIRE_PENDING_JOB = "orders.expire_pending"
 PURGE_JOB = "orders.purge"

@@ -1,0 +1,1 @@
+"""Maintenance: the crons that have orders expire stale pending orders and purge old rows."""

@@ -13,6 +13,7 @@ from chassis.database.metadata import (
     make_metadata,
     utc_now,
 )
+from chassis.database.savepoint import savepoint
 from chassis.database.session import (
     Database,
     DatabaseDep,
@@ -37,6 +38,7 @@ __all__ = [
     "install_database_error_handler",
     "is_unavailable_error",
     "make_metadata",
+    "savepoint",
     "setup_database",
     "utc_now",
 ]

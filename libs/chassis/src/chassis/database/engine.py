@@ -1,7 +1,8 @@
 """Async engine factory: SQLite (aiosqlite) embedded by default, Postgres (asyncpg) by URL.
 
 Each backend gets what it needs to behave in production: SQLite runs in WAL mode
-with a busy timeout and enforced foreign keys on every connection; Postgres gets
+with a busy timeout and enforced foreign keys on every connection, and its
+savepoints sit inside a transaction (see `_begin_before_savepoint`); Postgres gets
 a bounded pool, a pre-ping of connections that sat idle, a connect timeout, a
 server-side ``statement_timeout`` and the service name as ``application_name``.
 Both report their pool to Prometheus.
@@ -15,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.engine import URL, Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
@@ -91,7 +92,20 @@ def _sqlite_engine(url: URL, settings: DatabaseSettings) -> AsyncEngine:
             cursor.close()
 
     event.listen(engine.sync_engine, "connect", set_pragmas)
+    event.listen(engine.sync_engine, "savepoint", _begin_before_savepoint)
     return engine
+
+
+def _begin_before_savepoint(connection: Connection, _name: str) -> None:
+    """Open the SQLite transaction before a SAVEPOINT that would otherwise open it.
+
+    The sqlite3 module (under aiosqlite) sends BEGIN only before a write. A
+    SAVEPOINT sent first starts the transaction itself, and its RELEASE then
+    commits everything: the session's later rollback would undo nothing.
+    """
+    driver = connection.connection.driver_connection  # the aiosqlite connection
+    if driver is not None and not driver.in_transaction:
+        connection.exec_driver_sql("BEGIN")
 
 
 def _postgres_engine(url: URL, settings: DatabaseSettings, *, service: str) -> AsyncEngine:

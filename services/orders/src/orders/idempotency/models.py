@@ -12,6 +12,9 @@ from chassis.database import UTCDateTime
 from orders.database import Base
 
 KEY_LENGTH = 255
+#: The `status_code` of every row: only a create that succeeded is stored. Routers choose
+#: the status they answer; the column stays so that the table keeps its shape.
+CREATED = 201
 
 
 class IdempotencyKey(Base):

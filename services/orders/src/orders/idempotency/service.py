@@ -2,23 +2,26 @@
 
 How a keyed request is answered:
 
-1. The work runs and its answer is inserted into ``idempotency_keys`` in the
-   SAME transaction: the order, its outbox event and the stored answer commit
-   together or not at all. Nothing is read first: a new key, nearly every
-   request, costs no query beyond its INSERT.
+1. The work runs and its answer is inserted into ``idempotency_keys`` in one
+   savepoint of the request's transaction: the order, its outbox event and the
+   stored answer commit together (when the session dependency commits) or not
+   at all. Nothing is read first: a new key, nearly every request, costs no
+   query beyond its INSERT.
 2. A key already stored fails that INSERT on the unique constraint on
-   (owner_id, key). The request then rolls back everything it staged (its
-   order and event too) and reads the stored answer: the same request (equal
-   canonical JSON hash) gets it replayed with ``Idempotent-Replayed: true``; a
-   different request gets 422 (the IETF idempotency-key draft's choice: the
-   key was reused for another payload).
+   (owner_id, key). The savepoint is rolled back, so nothing the request
+   staged (its order and event too) survives, and the stored answer is read:
+   the same request (equal canonical JSON hash) gets it replayed, marked as
+   such; a different request is refused with `KeyReused` (the IETF
+   idempotency-key draft's choice: the key was reused for another payload).
 3. Two concurrent requests with one key: the second INSERT waits for the
    first transaction (Postgres blocks on the index entry) and then fails once
    the first commits, and step 2 replays the first's answer: one order, two
    equal answers. If the first rolled back instead, the second simply
    succeeds. Should the re-read find nothing (the row was purged in between),
-   the caller gets 409 "retry" rather than a second order.
+   the caller gets `RequestInProgress` ("retry") rather than a second order.
 
+The answer is a pydantic model, stored as its JSON and validated again on a
+replay; the HTTP status belongs to the router.
 A request that fails (4xx/5xx) stores nothing, so fixing and retrying it with
 the same key works.
 """
@@ -28,21 +31,32 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chassis.database import utc_now
+from chassis.database import savepoint, utc_now
 from chassis.errors import Conflict, UnprocessableContent
 from orders.idempotency import repository
-from orders.idempotency.models import IdempotencyKey
-from orders.idempotency.schemas import StoredResponse
+from orders.idempotency.models import CREATED, IdempotencyKey
 
-#: Produces (status code, JSON body) of the first answer, staging its rows in the session
-#: and doing nothing outside it: it also runs for a used key, before the key is known used.
-Work = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
+AnswerT = TypeVar("AnswerT", bound=BaseModel)
+
+#: Produces the first answer, staging its rows in the session and doing nothing outside
+#: it: it also runs for a used key, before the key is known used.
+Work = Callable[[], Awaitable[AnswerT]]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[AnswerT]):
+    """The answer to give: `replayed` when it is the first request's, not this one's."""
+
+    answer: AnswerT
+    replayed: bool = False
 
 
 class KeyReused(UnprocessableContent):
@@ -59,10 +73,10 @@ def fingerprint(payload: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _replay(record: IdempotencyKey, request_hash: str) -> StoredResponse:
+def _replay(record: IdempotencyKey, request_hash: str, answer: type[AnswerT]) -> Outcome[AnswerT]:
     if record.request_hash != request_hash:
         raise KeyReused
-    return StoredResponse(record.status_code, dict(record.response_body), replayed=True)
+    return Outcome(answer.model_validate(record.response_body), replayed=True)
 
 
 async def run_once(
@@ -71,33 +85,34 @@ async def run_once(
     owner_id: str,
     key: str,
     request: Mapping[str, Any],
-    work: Work,
+    work: Work[AnswerT],
+    answer: type[AnswerT],
     now: datetime | None = None,
-) -> StoredResponse:
+) -> Outcome[AnswerT]:
     """The answer for `owner_id`'s request under `key`: replayed, or `work`'s, stored."""
     request_hash = fingerprint(request)
     # Insert first, read only on conflict: a new key (nearly every request) costs no
     # read, and a key already used fails the same unique index a racing duplicate does.
-    status_code, body = await work()
-    repository.add(
-        session,
-        IdempotencyKey(
-            owner_id=owner_id,
-            key=key,
-            request_hash=request_hash,
-            status_code=status_code,
-            response_body=body,
-            created_at=now or utc_now(),
-        ),
-    )
     try:
-        # Flushed here, not at commit, so that a used key is handled here.
-        await session.flush()
+        # Flushed when the block ends, not at commit, so that a used key is handled here.
+        async with savepoint(session):
+            fresh = await work()
+            repository.add(
+                session,
+                IdempotencyKey(
+                    owner_id=owner_id,
+                    key=key,
+                    request_hash=request_hash,
+                    status_code=CREATED,
+                    response_body=fresh.model_dump(mode="json"),
+                    created_at=now or utc_now(),
+                ),
+            )
     except IntegrityError:
-        # Nothing staged by `work` survives: the replay is the stored answer alone.
-        await session.rollback()
+        # Only the savepoint rolled back: nothing staged by `work` survives, and the
+        # replay is the stored answer alone.
         existing = await repository.find(session, owner_id=owner_id, key=key)
         if existing is None:
             raise RequestInProgress from None
-        return _replay(existing, request_hash)
-    return StoredResponse(status_code, body)
+        return _replay(existing, request_hash, answer)
+    return Outcome(fresh)

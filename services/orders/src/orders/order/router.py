@@ -16,6 +16,7 @@ from orders.deps import (
     PageLimit,
     SessionDep,
 )
+from orders.idempotency.schemas import REPLAYED_HEADER
 from orders.order import service
 from orders.responses import AUTH_REQUIRED, Responses, problem
 
@@ -66,13 +67,14 @@ async def create_order(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Place an order (pending); fulfilment starts once its event is relayed."""
-    answer = await service.place_order(
+    placed = await service.place_order(
         session, owner_id=principal.subject, data=body, idempotency_key=idempotency_key
     )
     # Only successful creates are stored, so a replay is a 201 with an order too.
-    location = request.app.url_path_for("get_order", order_id=answer.body["id"])
-    headers = {**answer.headers(), "Location": str(location)}
-    return JSONResponse(answer.body, status_code=answer.status_code, headers=headers)
+    location = request.app.url_path_for("get_order", order_id=placed.order.id)
+    replayed = {REPLAYED_HEADER: "true"} if placed.replayed else {}
+    headers = {**replayed, "Location": str(location)}
+    return JSONResponse(placed.order.model_dump(mode="json"), status_code=201, headers=headers)
 
 
 @router.get(

@@ -8,8 +8,8 @@ and its event are committed together or not at all (ADR 0003).
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,7 +27,6 @@ from contracts.orders import (
     PaymentOutcome,
 )
 from orders.idempotency import service as idempotency
-from orders.idempotency.schemas import StoredResponse
 from orders.order import repository
 from orders.order.fulfilment import FULFILMENT_RESULTS
 from orders.order.models import Order, OrderItemRow
@@ -123,26 +122,37 @@ async def create_order(
     return read
 
 
+@dataclass(frozen=True, slots=True)
+class PlacedOrder:
+    """A placed order; `replayed` when it is the answer to an earlier request with the key."""
+
+    order: OrderRead
+    replayed: bool = False
+
+
 async def place_order(
     session: AsyncSession,
     *,
     owner_id: str,
     data: OrderCreate,
     idempotency_key: str | None,
-) -> StoredResponse:
-    """Create an order, once per idempotency key when one is given (201 and the order)."""
-    request = data.model_dump(mode="json")
+) -> PlacedOrder:
+    """Create an order, once per idempotency key when one is given."""
 
-    async def work() -> tuple[int, dict[str, Any]]:
-        order = await create_order(session, owner_id=owner_id, data=data)
-        return 201, order.model_dump(mode="json")
+    async def work() -> OrderRead:
+        return await create_order(session, owner_id=owner_id, data=data)
 
     if idempotency_key is None:
-        status_code, body = await work()
-        return StoredResponse(status_code, body)
-    return await idempotency.run_once(
-        session, owner_id=owner_id, key=idempotency_key, request=request, work=work
+        return PlacedOrder(await work())
+    outcome = await idempotency.run_once(
+        session,
+        owner_id=owner_id,
+        key=idempotency_key,
+        request=data.model_dump(mode="json"),
+        work=work,
+        answer=OrderRead,
     )
+    return PlacedOrder(outcome.answer, replayed=outcome.replayed)
 
 
 async def list_orders(

@@ -8,7 +8,7 @@ from fastapi import Depends
 from starlette.requests import HTTPConnection
 
 from chassis.auth import Principal, scopes_guard
-from chassis.database import DatabaseDep, SessionDep
+from chassis.database import SessionDep
 from contracts.auth import LoginRequest
 from users.auth.credentials import read_login_credentials
 from users.auth.passwords import Passwords
@@ -48,7 +48,6 @@ ProfileOwner = Annotated[Principal, scopes_guard("profile")]
 UsersAdmin = Annotated[Principal, scopes_guard("users:admin")]
 
 __all__ = [
-    "DatabaseDep",
     "KeyStoreDep",
     "LoginCredentials",
     "LoginThrottleDep",

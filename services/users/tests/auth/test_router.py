@@ -7,8 +7,9 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, text, update
 
+from chassis.testing import eventually
 from users.auth.models import RefreshToken
 from users.main import create_app
 from users.user.models import User
@@ -392,6 +393,36 @@ async def test_two_refreshes_racing_with_one_token_leave_no_live_successor(api) 
             successor = response.json()["refresh_token"]
             again = await api.http.post(REFRESH, json={"refresh_token": successor})
             assert again.status_code == 401
+
+
+async def test_a_refresh_that_waited_for_a_concurrent_one_revokes_the_family(api, engine) -> None:
+    await api.signup()
+    first = await api.login()
+
+    async def waiting_for_a_lock() -> bool:
+        async with engine.connect() as connection:
+            waiting = await connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+        return bool(waiting)
+
+    async with engine.begin() as winner:
+        # The other refresh has rotated the token and not committed yet.
+        await winner.execute(update(RefreshToken).values(rotated_at=func.now()))
+        loser = asyncio.create_task(
+            api.http.post(REFRESH, json={"refresh_token": first["refresh_token"]})
+        )
+        await eventually(waiting_for_a_lock, within=10)
+
+    # The loser's revocation must not wait for a lock its own request still holds.
+    response = await asyncio.wait_for(loser, timeout=10)
+    assert response.status_code == 401
+    async with engine.connect() as connection:
+        rows = (await connection.execute(select(RefreshToken))).all()
+    assert [row.revoked_at is not None for row in rows] == [True]
 
 
 async def test_an_expired_refresh_token_is_refused(api, engine) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Response
+from fastapi import APIRouter, Form, Request, Response
 
+from chassis.errors import service_error_response
 from contracts.auth import (
     ClientCredentialsRequest,
     LogoutRequest,
@@ -17,7 +18,6 @@ from contracts.users import UserCreate, UserRead
 from users.auth import service
 from users.auth.credentials import login_request_body
 from users.deps import (
-    DatabaseDep,
     KeyStoreDep,
     LoginCredentials,
     LoginThrottleDep,
@@ -82,24 +82,28 @@ async def login(
 @router.post(
     "/refresh",
     summary="Exchange a refresh token for a new pair (the old one stops working)",
+    response_model=TokenPair,
     responses=problem_responses(
         {401: "Unknown, expired, revoked or reused refresh token.", 422: "Malformed body."}
     ),
 )
 async def refresh_tokens(
+    request: Request,
     body: RefreshRequest,
     session: SessionDep,
-    database: DatabaseDep,
     key_store: KeyStoreDep,
     settings: SettingsDep,
-) -> TokenPair:
-    return await service.refresh(
+) -> TokenPair | Response:
+    outcome = await service.refresh(
         session,
         refresh_token=body.refresh_token,
-        database=database,
         key_store=key_store,
         tokens=settings.token,
     )
+    if isinstance(outcome, service.ReusedRefreshToken):
+        # Answered, not raised, so that the session dependency commits the revocation.
+        return service_error_response(request, service.refresh_refused())
+    return outcome
 
 
 @router.post(

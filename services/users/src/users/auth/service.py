@@ -11,12 +11,13 @@ import hmac
 import secrets
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chassis.database import Database, utc_now
+from chassis.database import utc_now
 from chassis.errors import BadRequest, Unauthorized
 from contracts.auth import ServiceToken, TokenPair
 from contracts.users import UserCreate, normalise_email
@@ -50,8 +51,20 @@ def _login_refused() -> Unauthorized:
     return Unauthorized(INVALID_LOGIN, headers={"WWW-Authenticate": "Bearer"})
 
 
-def _refresh_refused() -> Unauthorized:
+def refresh_refused() -> Unauthorized:
+    """The one answer to any unusable refresh token."""
     return Unauthorized(INVALID_REFRESH, headers={"WWW-Authenticate": "Bearer"})
+
+
+@dataclass(frozen=True, slots=True)
+class ReusedRefreshToken:
+    """A refresh token used a second time: refused, and its whole family revoked.
+
+    Returned, not raised: the revocation is this request's work and must be
+    committed with it, and the session dependency rolls back what raises.
+    """
+
+    family_id: uuid.UUID
 
 
 async def sign_up(
@@ -118,27 +131,24 @@ async def refresh(
     session: AsyncSession,
     *,
     refresh_token: str,
-    database: Database,
     key_store: KeyStore,
     tokens: TokenSettings,
-) -> TokenPair:
+) -> TokenPair | ReusedRefreshToken:
     """Exchange a refresh token for a new pair; a reused token revokes its whole family."""
     now = utc_now()
     stored = await repository.get_by_hash(session, hash_refresh_token(refresh_token))
     if stored is None or stored.revoked_at is not None:
-        raise _refresh_refused()
+        raise refresh_refused()
     if stored.rotated_at is not None:
-        await _revoke_reused_family(session, database, stored)
-        raise _refresh_refused()
+        return await _revoke_reused_family(session, stored)
     if stored.expires_at <= now:
-        raise _refresh_refused()
+        raise refresh_refused()
     if not await repository.mark_rotated(session, stored.id, now=now):
         # A concurrent refresh with the same token won: one of the two is a replay.
-        await _revoke_reused_family(session, database, stored)
-        raise _refresh_refused()
+        return await _revoke_reused_family(session, stored)
     user = await user_repository.get_user(session, stored.user_id)
     if user is None:
-        raise _refresh_refused()
+        raise refresh_refused()
     return await _issue_pair(
         session,
         user=user,
@@ -149,20 +159,17 @@ async def refresh(
     )
 
 
-async def _revoke_reused_family(
-    session: AsyncSession, database: Database, stored: RefreshToken
-) -> None:
-    """Revoke the family in a unit of work of its own.
+async def _revoke_reused_family(session: AsyncSession, stored: RefreshToken) -> ReusedRefreshToken:
+    """Revoke the family in this request's unit of work.
 
-    This request is refused, so its session is rolled back; the revocation must
-    outlive that. The session is rolled back first, so that it holds no lock
-    the revocation would wait for.
+    Nothing else is staged by then, and the row lock a lost `mark_rotated`
+    race leaves is this session's own, so the revocation waits for no one.
     """
-    family_id, user_id = stored.family_id, stored.user_id
-    await session.rollback()
-    async with database.session() as own:
-        await repository.revoke_family(own, family_id, now=utc_now())
-    logger.warning("refresh_token_reuse_detected", family_id=str(family_id), user_id=str(user_id))
+    await repository.revoke_family(session, stored.family_id, now=utc_now())
+    logger.warning(
+        "refresh_token_reuse_detected", family_id=str(stored.family_id), user_id=str(stored.user_id)
+    )
+    return ReusedRefreshToken(family_id=stored.family_id)
 
 
 async def log_out(session: AsyncSession, *, refresh_token: str) -> None:

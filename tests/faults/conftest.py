@@ -39,6 +39,7 @@ from chassis.testing.faultproxy import FaultProxy
 from chassis.testing.plugin import redis_test_url
 from contracts.jobs import FULFIL_ORDER
 from tests.faults.report import REPORT_PATH, SCENARIO_IDS, SETTINGS, Reliability, render
+from tests.replicas.report import keep_replicas_section
 from tests.support.accounts import sign_up_and_log_in
 from tests.support.platform import SERVICES, Platform, PlatformConfig, migrate
 
@@ -417,7 +418,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # Only a session in which every scenario ran and passed may rewrite the document.
     if _RELIABILITY.complete():
         now = dt.datetime.now(dt.UTC)
-        REPORT_PATH.write_text(render(_RELIABILITY.measured, when=now))
+        # The replica suite's section (tests/replicas) is its own output: kept as it is.
+        old = REPORT_PATH.read_text() if REPORT_PATH.exists() else ""
+        REPORT_PATH.write_text(keep_replicas_section(old, render(_RELIABILITY.measured, when=now)))
 
 
 @contextmanager

@@ -64,6 +64,8 @@ class PlatformConfig:
     ready_timeout: float = 60.0
     #: When set, each service's stdout and stderr are appended to ``<log_dir>/<name>.log``.
     log_dir: Path | None = None
+    #: Fixed ports by service name (a suite with its own port range); free ones otherwise.
+    ports: Mapping[str, int] | None = None
 
 
 class Platform:
@@ -71,7 +73,11 @@ class Platform:
 
     def __init__(self, config: PlatformConfig) -> None:
         self.config = config
-        self.ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
+        self.ports = (
+            dict(config.ports)
+            if config.ports is not None
+            else dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
+        )
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: dict[str, IO[bytes]] = {}
 
@@ -154,6 +160,10 @@ class Platform:
         for log in self._logs.values():
             log.close()
         self._logs.clear()
+
+    def process_env(self, name: str) -> dict[str, str]:
+        """The environment `name` runs with (beyond the test's own), e.g. for its CLI commands."""
+        return self._env(name)
 
     def _command(self, name: str) -> list[str]:
         if name == "worker":

@@ -78,6 +78,8 @@ class Client:
     gateway_index: int
     logs: list[EventLog] = field(default_factory=list)
     placed: list[Placed] = field(default_factory=list)
+    #: Answers to GET /api/v1/me/overview (the gateway calls users and orders through nginx).
+    reads: list[str] = field(default_factory=list)
     sockets: AsyncExitStack = field(default_factory=AsyncExitStack)
     running: asyncio.Event = field(default_factory=asyncio.Event)
     idle: asyncio.Event = field(default_factory=asyncio.Event)
@@ -131,6 +133,11 @@ async def post_loop(http: httpx.AsyncClient, client: Client, stop: asyncio.Event
             client.idle.clear()
             continue
         client.placed.append(await place(http, client))
+        try:
+            read = await http.get("/api/v1/me/overview", headers=bearer(client.account))
+            client.reads.append(str(read.status_code))
+        except httpx.TransportError as exc:
+            client.reads.append(type(exc).__name__)
         await asyncio.sleep(PACE_SECONDS)
     client.idle.set()
 
@@ -279,6 +286,7 @@ async def test_the_journey_through_two_of_everything_survives_a_rolling_restart(
     by_gateway = Counter(log.gateway for c in clients for log in c.logs for _ in log.events)
 
     answers = Counter(answer for p in placed for answer in p.answers if answer != "201")
+    reads = Counter(answer for c in clients for answer in c.reads)
     refused = [p for p in placed if p.order_id is None]
     posts = [e for e in replicas.nginx.log() if (e.method, e.path) == ("POST", "/api/v1/orders")]
     # The replica that answered (the last one nginx tried), per hop: client → gateway → orders.
@@ -322,10 +330,12 @@ async def test_the_journey_through_two_of_everything_survives_a_rolling_restart(
         given_up=len(refused),
         non_2xx_answers_then_retried_with_the_same_key=dict(sorted(answers.items())),
         posts_nginx_retried_on_the_other_replica=dict(sorted(retried.items())),
+        profile_reads_answered=dict(sorted(reads.items())),
         accepted_and_not_fulfilled=len(accepted) - sum(1 for r in rows if r[1] == "fulfilled"),
     )
 
     assert refused == [], f"orders never accepted: {[(p.key, p.answers) for p in refused]}"
+    assert set(reads) == {"200"}, f"profile reads that failed during the restarts: {reads}"
     assert len(set(accepted)) == len(accepted) == len(rows), "one order per Idempotency-Key"
     assert all(row[1] == "fulfilled" for row in rows)
     assert all(sorted(staged.get(order_id, [])) == LIFECYCLE for order_id in accepted)

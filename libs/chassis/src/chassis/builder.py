@@ -37,6 +37,7 @@ from chassis.errors import install_error_handlers
 from chassis.health import ReadinessRegistry, health_router
 from chassis.heap import freeze_startup_heap
 from chassis.logging import configure_logging
+from chassis.openapi import document_problems
 from chassis.settings import BaseServiceSettings
 from chassis.tracing.native import FASTAPI_TELEMETRY_OFF
 
@@ -182,6 +183,7 @@ class AppBuilder:
         app.state.settings = settings
         app.state.readiness = self.readiness
         install_error_handlers(app)
+        document_problems(app)
         app.include_router(health_router(self.readiness))
         for router, kwargs in self._routers:
             app.include_router(router, **kwargs)

@@ -16,13 +16,13 @@ from fastapi import APIRouter, WebSocket
 from chassis.context import get_request_id
 from chassis.errors import ServiceError, ServiceUnavailable, TooManyRequests
 from chassis.events import EventEnvelope
+from chassis.openapi import problem_statuses
 from gateway.deps import CurrentUser, LiveEventsDep, SettingsDep
 from gateway.events.auth import authenticate_websocket
 from gateway.events.hub import Connection, EventHub, HubClosed, TooManyConnections, Transport
 from gateway.events.schemas import EventMessage, HeartbeatMessage, LiveEvent
 from gateway.events.session import DISCONNECT_ERRORS, run_session
 from gateway.events.sse import EventStreamResponse
-from gateway.openapi import problem_responses
 
 router = APIRouter(tags=["events"])
 
@@ -66,7 +66,7 @@ def open_connection(hub: EventHub, subject: str, transport: Transport) -> Connec
                 '...}` and `{"type": "heartbeat"}` messages.'
             ),
         },
-        **problem_responses(401, 429, 503),
+        **problem_statuses(401, 429, 503),
     },
 )
 async def stream_events(

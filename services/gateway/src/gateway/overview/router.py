@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from chassis.openapi import problem_statuses
 from chassis.types import Headers
 from gateway.deps import CurrentUser, OrdersClient, SettingsDep, UsersClient
-from gateway.openapi import problem_responses
 from gateway.overview.schemas import Overview
 from gateway.overview.service import ProfileRefused, build_overview
 from gateway.proxy.headers import forwarding_headers
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/me", tags=["overview"])
 @router.get(
     "/overview",
     response_model=Overview,
-    responses=problem_responses(401, 429, 502, 503, 504),
+    responses=problem_statuses(401, 429, 502, 503, 504),
 )
 async def get_overview(
     request: Request,

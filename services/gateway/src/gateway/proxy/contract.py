@@ -18,6 +18,7 @@ from fastapi import APIRouter, Form, Header, Query
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
+from chassis.openapi import problem_statuses
 from contracts.auth import (
     ClientCredentialsRequest,
     LoginForm,
@@ -31,7 +32,6 @@ from contracts.keys import JsonWebKeySet
 from contracts.orders import OrderCreate, OrderPage, OrderRead
 from contracts.users import UserCreate, UserPage, UserRead, UserUpdate
 from gateway.deps import CurrentUser
-from gateway.openapi import problem_responses
 
 SERVED_BY_PROXY = "declared for the OpenAPI document; the streaming proxy serves this path"
 
@@ -73,7 +73,7 @@ IfNoneMatch = Annotated[
     status_code=201,
     tags=["auth"],
     summary="Create an account",
-    responses=problem_responses(409, 422, *EDGE),
+    responses=problem_statuses(409, 422, *EDGE),
 )
 async def signup(body: UserCreate) -> UserRead:
     raise NotImplementedError(SERVED_BY_PROXY)
@@ -83,7 +83,7 @@ async def signup(body: UserCreate) -> UserRead:
     "/api/v1/auth/login",
     tags=["auth"],
     summary="Log in with email and password (JSON or OAuth2 password form)",
-    responses=problem_responses(401, 422, *EDGE),
+    responses=problem_statuses(401, 422, *EDGE),
     openapi_extra=LOGIN_FORM_BODY,
 )
 async def login(body: LoginRequest) -> TokenPair:
@@ -94,7 +94,7 @@ async def login(body: LoginRequest) -> TokenPair:
     "/api/v1/auth/refresh",
     tags=["auth"],
     summary="Exchange a refresh token for a new pair (the old one stops working)",
-    responses=problem_responses(401, 422, *EDGE),
+    responses=problem_statuses(401, 422, *EDGE),
 )
 async def refresh_tokens(body: RefreshRequest) -> TokenPair:
     raise NotImplementedError(SERVED_BY_PROXY)
@@ -105,7 +105,7 @@ async def refresh_tokens(body: RefreshRequest) -> TokenPair:
     status_code=204,
     tags=["auth"],
     summary="Revoke a refresh token and every token rotated from the same login",
-    responses=problem_responses(422, *EDGE),
+    responses=problem_statuses(422, *EDGE),
 )
 async def logout(body: LogoutRequest) -> None:
     raise NotImplementedError(SERVED_BY_PROXY)
@@ -115,7 +115,7 @@ async def logout(body: LogoutRequest) -> None:
     "/api/v1/auth/token",
     tags=["auth"],
     summary="Client-credentials grant: a service token for a machine client",
-    responses=problem_responses(400, 401, 422, *EDGE),
+    responses=problem_statuses(400, 401, 422, *EDGE),
 )
 async def issue_service_token(form: Annotated[ClientCredentialsRequest, Form()]) -> ServiceToken:
     raise NotImplementedError(SERVED_BY_PROXY)
@@ -125,7 +125,7 @@ async def issue_service_token(form: Annotated[ClientCredentialsRequest, Form()])
     "/.well-known/jwks.json",
     tags=["auth"],
     summary="Public keys that verify access tokens (JWKS)",
-    responses=problem_responses(*EDGE),
+    responses=problem_statuses(*EDGE),
 )
 async def get_jwks() -> JsonWebKeySet:
     raise NotImplementedError(SERVED_BY_PROXY)
@@ -136,7 +136,7 @@ async def get_jwks() -> JsonWebKeySet:
     "/api/v1/users/me",
     tags=["users"],
     summary="The caller's profile",
-    responses=problem_responses(403, 404, *PROTECTED),
+    responses=problem_statuses(403, 404, *PROTECTED),
 )
 async def get_me(_principal: CurrentUser) -> UserRead:
     raise NotImplementedError(SERVED_BY_PROXY)
@@ -146,7 +146,7 @@ async def get_me(_principal: CurrentUser) -> UserRead:
     "/api/v1/users/me",
     tags=["users"],
     summary="Change the display name or the password (with the current password)",
-    responses=problem_responses(403, 404, 422, *PROTECTED),
+    responses=problem_statuses(403, 404, 422, *PROTECTED),
 )
 async def update_me(body: UserUpdate, _principal: CurrentUser) -> UserRead:
     raise NotImplementedError(SERVED_BY_PROXY)
@@ -156,7 +156,7 @@ async def update_me(body: UserUpdate, _principal: CurrentUser) -> UserRead:
     "/api/v1/users",
     tags=["users"],
     summary="All users, oldest first (admins only)",
-    responses=problem_responses(403, 422, *PROTECTED),
+    responses=problem_statuses(403, 422, *PROTECTED),
 )
 async def list_users(
     _principal: CurrentUser,
@@ -172,7 +172,7 @@ async def list_users(
     status_code=201,
     tags=["orders"],
     summary="Place an order (pending); retry safely with an Idempotency-Key",
-    responses=problem_responses(403, 409, 422, *PROTECTED),
+    responses=problem_statuses(403, 409, 422, *PROTECTED),
 )
 async def create_order(
     body: OrderCreate, _principal: CurrentUser, idempotency_key: IdempotencyKey = None
@@ -184,7 +184,7 @@ async def create_order(
     "/api/v1/orders",
     tags=["orders"],
     summary="The caller's orders, newest first",
-    responses=problem_responses(403, 422, *PROTECTED),
+    responses=problem_statuses(403, 422, *PROTECTED),
 )
 async def list_orders(
     _principal: CurrentUser,
@@ -200,7 +200,7 @@ async def list_orders(
     summary="One order, with an ETag (If-None-Match with it gets 304)",
     responses={
         304: {"description": "The order still has the version named by If-None-Match."},
-        **problem_responses(403, 404, 422, *PROTECTED),
+        **problem_statuses(403, 404, 422, *PROTECTED),
     },
 )
 async def get_order(
@@ -213,7 +213,7 @@ async def get_order(
     "/api/v1/orders/{order_id}/cancel",
     tags=["orders"],
     summary="Cancel a pending or confirmed order",
-    responses=problem_responses(403, 404, 409, 422, *PROTECTED),
+    responses=problem_statuses(403, 404, 409, 422, *PROTECTED),
 )
 async def cancel_order(order_id: str, _principal: CurrentUser) -> OrderRead:
     raise NotImplementedError(SERVED_BY_PROXY)

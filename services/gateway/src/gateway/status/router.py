@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from chassis.openapi import problem_statuses
 from gateway.deps import CurrentUser, SettingsDep
-from gateway.openapi import problem_responses
 from gateway.status.schemas import PlatformStatus
 from gateway.status.service import platform_status
 
 router = APIRouter(prefix="/platform", tags=["overview"])
 
 
-@router.get("/status", response_model=PlatformStatus, responses=problem_responses(401, 429))
+@router.get("/status", response_model=PlatformStatus, responses=problem_statuses(401, 429))
 async def get_platform_status(
     request: Request, _principal: CurrentUser, settings: SettingsDep
 ) -> PlatformStatus:

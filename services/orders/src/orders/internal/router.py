@@ -11,19 +11,16 @@ from datetime import timedelta
 from fastapi import APIRouter
 
 from chassis.auth import kind_guard, scopes_guard
+from chassis.openapi import auth_problems, problem_responses
 from contracts.orders import FulfilmentReport, OrderRead, OrderStatus, StatusChange
 from orders.deps import SessionDep, SettingsDep
 from orders.internal import service as maintenance
 from orders.internal.schemas import ExpirePending, ExpirePendingResult, Purge, PurgeResult
 from orders.order import service as orders
-from orders.responses import Responses, problem
 
 INTERNAL_SCOPE = "orders:internal"
-GUARDED: Responses = {
-    401: problem("Missing or invalid access token."),
-    403: problem(f"Not a service token with {INTERNAL_SCOPE}."),
-}
-NOT_FOUND: Responses = {404: problem("No such order.")}
+GUARDED = problem_responses(auth_problems(f"Not a service token with {INTERNAL_SCOPE}."))
+NOT_FOUND = {404: "No such order."}
 
 router = APIRouter(
     prefix="/internal/v1",
@@ -33,7 +30,7 @@ router = APIRouter(
 )
 
 
-@router.get("/orders/{order_id}", response_model=OrderRead, responses=NOT_FOUND)
+@router.get("/orders/{order_id}", response_model=OrderRead, responses=problem_responses(NOT_FOUND))
 async def get_any_order(order_id: str, session: SessionDep) -> OrderRead:
     """Any order, whoever owns it."""
     return await orders.get_order(session, order_id=order_id)
@@ -42,10 +39,9 @@ async def get_any_order(order_id: str, session: SessionDep) -> OrderRead:
 @router.post(
     "/orders/{order_id}/fulfilment",
     response_model=OrderRead,
-    responses={
-        **NOT_FOUND,
-        409: problem("The order was cancelled, expired or already ended otherwise."),
-    },
+    responses=problem_responses(
+        {**NOT_FOUND, 409: "The order was cancelled, expired or already ended otherwise."}
+    ),
 )
 async def record_fulfilment(
     order_id: str, body: FulfilmentReport, session: SessionDep
@@ -61,10 +57,7 @@ async def record_fulfilment(
 @router.post(
     "/orders/{order_id}/status",
     response_model=OrderRead,
-    responses={
-        **NOT_FOUND,
-        409: problem("The state machine forbids this move."),
-    },
+    responses=problem_responses({**NOT_FOUND, 409: "The state machine forbids this move."}),
 )
 async def change_order_status(order_id: str, body: StatusChange, session: SessionDep) -> OrderRead:
     """Move an order (operators); moving it to the state it is in answers 200, records nothing."""

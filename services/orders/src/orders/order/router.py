@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from chassis.openapi import auth_problems, problem_responses
 from contracts.orders import OrderCreate, OrderPage, OrderRead
 from orders.deps import (
     DEFAULT_PAGE_SIZE,
@@ -18,11 +19,11 @@ from orders.deps import (
 )
 from orders.idempotency.schemas import REPLAYED_HEADER
 from orders.order import service
-from orders.responses import AUTH_REQUIRED, Responses, problem
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
-NOT_FOUND: Responses = {404: problem("No such order, or not yours.")}
+AUTH_REQUIRED = auth_problems("The token lacks the required scope or kind.")
+NOT_FOUND = {404: "No such order, or not yours."}
 
 
 def etag_for(order: OrderRead) -> str:
@@ -46,7 +47,13 @@ def matches(if_none_match: str | None, etag: str) -> bool:
     status_code=201,
     response_model=OrderRead,
     responses={
-        **AUTH_REQUIRED,
+        **problem_responses(
+            {
+                **AUTH_REQUIRED,
+                409: "A request with this key is still being processed.",
+                422: "Invalid body, or the key was used with another body.",
+            }
+        ),
         201: {
             "description": "The order was created (or, with `Idempotent-Replayed: true`, the "
             "first answer to this Idempotency-Key is replayed).",
@@ -55,8 +62,6 @@ def matches(if_none_match: str | None, etag: str) -> bool:
                 "Idempotent-Replayed": {"schema": {"type": "string", "enum": ["true"]}},
             },
         },
-        409: problem("A request with this key is still being processed."),
-        422: problem("Invalid body, or the key was used with another body."),
     },
 )
 async def create_order(
@@ -80,7 +85,7 @@ async def create_order(
 @router.get(
     "",
     response_model=OrderPage,
-    responses={**AUTH_REQUIRED, 422: problem("Invalid limit or cursor.")},
+    responses=problem_responses({**AUTH_REQUIRED, 422: "Invalid limit or cursor."}),
 )
 async def list_orders(
     principal: OrdersReader,
@@ -96,8 +101,7 @@ async def list_orders(
     "/{order_id}",
     response_model=OrderRead,
     responses={
-        **AUTH_REQUIRED,
-        **NOT_FOUND,
+        **problem_responses({**AUTH_REQUIRED, **NOT_FOUND}),
         200: {"headers": {"ETag": {"schema": {"type": "string"}}}},
         304: {"description": "The order still has the version named by If-None-Match."},
     },
@@ -124,11 +128,9 @@ async def get_order(
 @router.post(
     "/{order_id}/cancel",
     response_model=OrderRead,
-    responses={
-        **AUTH_REQUIRED,
-        **NOT_FOUND,
-        409: problem("The order can no longer be cancelled."),
-    },
+    responses=problem_responses(
+        {**AUTH_REQUIRED, **NOT_FOUND, 409: "The order can no longer be cancelled."}
+    ),
 )
 async def cancel_order(order_id: str, principal: OrdersWriter, session: SessionDep) -> OrderRead:
     """Cancel a pending or confirmed order; cancelling a cancelled one changes nothing."""

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, Response
 
 from chassis.errors import service_error_response
+from chassis.openapi import problem_responses
 from contracts.auth import (
     ClientCredentialsRequest,
     LogoutRequest,
@@ -25,7 +26,6 @@ from users.deps import (
     SessionDep,
     SettingsDep,
 )
-from users.openapi import problem_responses
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

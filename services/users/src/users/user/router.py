@@ -6,20 +6,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from chassis.openapi import auth_problems, problem_responses
 from contracts.users import UserPage, UserRead, UserUpdate
 from users.deps import PasswordsDep, ProfileOwner, SessionDep, UsersAdmin
-from users.openapi import problem_responses
 from users.user import service
 
 router = APIRouter(prefix="/users", tags=["users"])
-
-AUTH_PROBLEMS = {401: "Missing or invalid access token.", 403: "The token lacks the scope."}
 
 
 @router.get(
     "/me",
     summary="The caller's profile",
-    responses=problem_responses({**AUTH_PROBLEMS, 404: "The account no longer exists."}),
+    responses=problem_responses({**auth_problems(), 404: "The account no longer exists."}),
 )
 async def get_me(principal: ProfileOwner, session: SessionDep) -> UserRead:
     user = await service.get_user(session, user_id=principal.subject)
@@ -31,7 +29,7 @@ async def get_me(principal: ProfileOwner, session: SessionDep) -> UserRead:
     summary="Change the display name or the password (with the current password)",
     responses=problem_responses(
         {
-            **AUTH_PROBLEMS,
+            **auth_problems(),
             403: "The token lacks the scope, or the current password is wrong.",
             404: "The account no longer exists.",
             422: "Invalid body or a password the policy refuses.",
@@ -49,7 +47,7 @@ async def update_me(
 @router.get(
     "",
     summary="All users, oldest first (admins only)",
-    responses=problem_responses({**AUTH_PROBLEMS, 422: "Invalid limit or cursor."}),
+    responses=problem_responses({**auth_problems(), 422: "Invalid limit or cursor."}),
 )
 async def list_users(
     _: UsersAdmin,

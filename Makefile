@@ -5,7 +5,7 @@ UV ?= uv
 PYTEST_ARGS ?=
 
 .PHONY: k8s-check help install dev demo test lint fmt cov services docs bench coverage-floors console \
-	loadtest loadtest-local loadtest-smoke capacity replicas
+	loadtest loadtest-local loadtest-smoke capacity compose-smoke replicas
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ docs: ## regenerate docs/settings.md from the settings models (chassis and servi
 
 replicas: ## two replicas of every service behind nginx, a rolling restart; figures in docs/reliability.md
 	$(UV) run pytest tests/replicas -q $(PYTEST_ARGS)
+
+compose-smoke: ## the images built and docker-compose.yml's core up on podman, the demo through it, SIGTERM drains (root; podman, debootstrap, runc, dnsname from Debian)
+	$(UV) run python -m tests.containers.smoke
 
 k8s-check: ## the Helm chart (lint, render, kubernetes-validate 1.29/1.33) and Tiltfile checks alone
 	$(UV) run pytest tests/deploy/test_helm.py tests/deploy/test_helm_network.py \

@@ -1,4 +1,4 @@
-"""Podman as the container engine of the compose smoke: its config, its Docker API, the compose binary.
+"""Podman as the compose smoke's engine: its config, its Docker API, the compose binary.
 
 What this machine kind needs, found by running it (../shared/TOOLING.md):
 - crun refuses the host's hybrid cgroup layout, so runc runs the containers (cgroupfs);

@@ -47,7 +47,7 @@ PAYMENT_SECONDS = 4.0
 
 
 def say(message: str) -> None:
-    print(f"[compose-smoke] {message}", flush=True)
+    print(f"[compose-smoke] {message}", flush=True)  # noqa: T201 - progress is the output
 
 
 @dataclass
@@ -70,12 +70,13 @@ def env_file(directory: Path, *, gateway_port: int) -> tuple[Path, dict[str, str
     """.env.example with every change-me secret replaced by a random one; returns the secrets."""
     values: dict[str, str] = {}
     lines = []
-    for line in (ROOT / ".env.example").read_text().splitlines():
-        name, sep, value = line.partition("=")
-        if sep and not line.startswith("#") and value.startswith("change-me"):
+    for example in (ROOT / ".env.example").read_text().splitlines():
+        name, sep, value = example.partition("=")
+        if sep and not example.startswith("#") and value.startswith("change-me"):
             values[name] = secrets.token_hex(16)
-            line = f"{name}={values[name]}"
-        lines.append(line)
+            lines.append(f"{name}={values[name]}")
+        else:
+            lines.append(example)
     subnet = f"172.29.{secrets.randbelow(200) + 20}.0/24"
     lines += [
         f"TAG={TAG}",

@@ -24,7 +24,11 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
             *.sql) echo "init: $script"; as_postgres env USERS_DB_PASSWORD="${USERS_DB_PASSWORD:-}" \
                 ORDERS_DB_PASSWORD="${ORDERS_DB_PASSWORD:-}" psql -v ON_ERROR_STOP=1 -U postgres \
                 -d "${POSTGRES_DB:-postgres}" -q -f "$script" ;;
-            *.sh) echo "init: $script"; . "$script" ;;
+            *.sh)
+                echo "init: $script"
+                # shellcheck disable=SC1090  # the init scripts are known at run time only
+                . "$script"
+                ;;
         esac
     done
     as_postgres pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null

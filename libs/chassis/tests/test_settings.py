@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -11,6 +13,8 @@ from chassis.settings import (
     Environment,
     ProductionSecret,
     SettingsError,
+    SettingsGetter,
+    app_settings_dependency,
     env_var_name,
     load_settings,
 )
@@ -132,3 +136,32 @@ def test_env_var_name_skips_list_indexes() -> None:
     assert env_var_name(ShopSettings, ("rate_limit", "rules", 0, "requests")) == (
         "SHOP_RATE_LIMIT__RULES__REQUESTS"
     )
+
+
+def test_settings_getter_reads_once_until_cache_clear(monkeypatch: pytest.MonkeyPatch) -> None:
+    get_settings = SettingsGetter(ShopSettings)
+    monkeypatch.setenv("SHOP_DATABASE__POOL_SIZE", "7")
+    first = get_settings()
+    monkeypatch.setenv("SHOP_DATABASE__POOL_SIZE", "9")
+    assert get_settings() is first
+    assert first.database.pool_size == 7
+    get_settings.cache_clear()
+    assert get_settings().database.pool_size == 9
+
+
+def test_settings_getter_stops_start_up_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SHOP_DATABASE__POOL_SIZE", "many")
+    with pytest.raises(SettingsError, match="SHOP_DATABASE__POOL_SIZE"):
+        SettingsGetter(ShopSettings)()
+
+
+async def test_app_settings_dependency_returns_what_the_app_was_built_with() -> None:
+    settings = ShopSettings(service_name="built-with")
+    dependency = app_settings_dependency(ShopSettings)
+    connection = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(settings=settings)))
+    assert await dependency(connection) is settings  # type: ignore[arg-type]
+    wrong = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(settings=object())))
+    with pytest.raises(TypeError, match="not ShopSettings"):
+        await dependency(wrong)  # type: ignore[arg-type]

@@ -8,12 +8,14 @@ turns a validation failure into one message naming the environment variables.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.requests import HTTPConnection
 
 from chassis.settings_groups import (
     AuthSettings,
@@ -49,9 +51,11 @@ __all__ = [
     "SecuritySettings",
     "ServerSettings",
     "SettingsError",
+    "SettingsGetter",
     "SettingsT",
     "TracingSettings",
     "UpstreamSettings",
+    "app_settings_dependency",
     "env_var_name",
     "load_settings",
 ]
@@ -240,3 +244,47 @@ def load_settings(settings_cls: type[SettingsT], **overrides: Any) -> SettingsT:
             lines.append(f"  {name}: {error['msg']}")
         message = f"invalid settings for {settings_cls.__name__}:\n" + "\n".join(lines)
         raise SettingsError(message) from None
+
+
+class SettingsGetter(Generic[SettingsT]):
+    """A service's ``get_settings()``: the environment read once per process.
+
+    Every service declares ``get_settings = SettingsGetter(TheirSettings)``; the
+    first call loads through `load_settings` (so a bad variable stops start-up
+    with its name), later calls return the same object. ``cache_clear()`` makes
+    the next call read the environment again, which tests use after
+    ``monkeypatch.setenv``.
+    """
+
+    def __init__(self, settings_cls: type[SettingsT]) -> None:
+        self.settings_cls = settings_cls
+        self._settings: SettingsT | None = None
+
+    def __call__(self) -> SettingsT:
+        if self._settings is None:
+            self._settings = load_settings(self.settings_cls)
+        return self._settings
+
+    def cache_clear(self) -> None:
+        self._settings = None
+
+
+def app_settings_dependency(
+    settings_cls: type[SettingsT],
+) -> Callable[[HTTPConnection], Awaitable[SettingsT]]:
+    """A dependency giving the settings the running app was built with.
+
+    That is what `AppBuilder` stored on ``app.state`` (the object a test passed
+    to ``create_app``), not a fresh read of the environment.
+    """
+
+    async def app_settings(connection: HTTPConnection) -> SettingsT:
+        settings = connection.app.state.settings
+        if not isinstance(settings, settings_cls):  # a wiring bug, not a request error
+            raise TypeError(
+                f"app.state.settings is {type(settings).__name__}, not {settings_cls.__name__}"
+            )
+        return settings
+
+    app_settings.__name__ = f"{settings_cls.__name__.lower()}_from_app"
+    return app_settings

@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from chassis.database import (
+    NAMING_CONVENTION,
+    ServiceBase,
     TimestampMixin,
     UTCDateTime,
     create_engine_from_settings,
@@ -21,8 +23,8 @@ from chassis.database import (
 from chassis.settings import DatabaseSettings
 
 
-class Base(DeclarativeBase):
-    metadata = make_metadata()
+class Base(ServiceBase, DeclarativeBase):
+    pass
 
 
 class Widget(TimestampMixin, Base):
@@ -111,3 +113,29 @@ async def test_naive_datetimes_are_refused(engine: AsyncEngine) -> None:
         session.add(Widget(id=1, name="naive", seen_at=datetime(2024, 1, 1)))
         with pytest.raises(StatementError, match="naive datetime"):
             await session.commit()
+
+
+class OtherServiceBase(ServiceBase, DeclarativeBase):
+    pass
+
+
+class Gadget(OtherServiceBase):
+    __tablename__ = "gadgets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+
+def test_each_service_base_has_its_own_metadata_with_the_naming_convention() -> None:
+    assert Base.metadata is not OtherServiceBase.metadata
+    assert set(Base.metadata.tables) == {"widgets"}
+    assert set(OtherServiceBase.metadata.tables) == {"gadgets"}
+    assert Base.metadata.naming_convention == NAMING_CONVENTION
+    assert Widget.__table__.primary_key.name == "pk_widgets"
+    assert Gadget.__table__.primary_key.name == "pk_gadgets"
+
+
+def test_service_base_listed_after_declarative_base_is_refused() -> None:
+    with pytest.raises(TypeError, match="list ServiceBase before DeclarativeBase"):
+
+        class WrongOrder(DeclarativeBase, ServiceBase):  # type: ignore[misc]
+            pass

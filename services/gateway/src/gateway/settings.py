@@ -7,20 +7,19 @@ Redis with a stricter per-IP rule on the credential endpoints.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import SettingsConfigDict
-from starlette.requests import HTTPConnection
 
 from chassis.settings import (
     AuthSettings,
     BaseServiceSettings,
     RateLimitRule,
     RateLimitSettings,
-    load_settings,
+    SettingsGetter,
+    app_settings_dependency,
 )
 
 #: Upstreams the gateway routes to; a partial override (one URL) keeps the other defaults.
@@ -162,13 +161,9 @@ class GatewaySettings(BaseServiceSettings):
         return merged
 
 
-@functools.lru_cache(maxsize=1)
-def get_settings() -> GatewaySettings:
-    """The process's settings, read once from the environment (``cache_clear()`` in tests)."""
-    return load_settings(GatewaySettings)
+get_settings = SettingsGetter(GatewaySettings)
+"""The process's settings, read once from the environment (``cache_clear()`` in tests)."""
 
 
-async def app_settings(connection: HTTPConnection) -> GatewaySettings:
-    """The settings the running app was built with (what `create_app` was given)."""
-    settings: GatewaySettings = connection.app.state.settings
-    return settings
+app_settings = app_settings_dependency(GatewaySettings)
+"""The settings the running app was built with (what `create_app` was given)."""

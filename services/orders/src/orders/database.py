@@ -1,11 +1,11 @@
-"""The declarative base every orders table uses (chassis naming convention)."""
+"""The declarative base of every orders table (its own MetaData, chassis naming convention)."""
 
 from __future__ import annotations
 
 from sqlalchemy.orm import DeclarativeBase
 
-from chassis.database import make_metadata
+from chassis.database import ServiceBase
 
 
-class Base(DeclarativeBase):
-    metadata = make_metadata()
+class Base(ServiceBase, DeclarativeBase):
+    """Every orders model subclasses this; `orders.models` collects them for Alembic."""

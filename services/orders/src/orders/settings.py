@@ -8,20 +8,19 @@ orders defaults of the others.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Literal
 
 from arq.constants import default_queue_name
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import SettingsConfigDict
-from starlette.requests import HTTPConnection
 
 from chassis.settings import (
     AuthSettings,
     BaseServiceSettings,
     RateLimitSettings,
     ServerSettings,
-    load_settings,
+    SettingsGetter,
+    app_settings_dependency,
 )
 
 
@@ -116,13 +115,9 @@ class OrdersSettings(BaseServiceSettings):
     """Bounds of the maintenance endpoints."""
 
 
-@lru_cache
-def get_settings() -> OrdersSettings:
-    """The process's settings, read once from the environment (fails fast naming the variable)."""
-    return load_settings(OrdersSettings)
+get_settings = SettingsGetter(OrdersSettings)
+"""The process's settings, read once from the environment (``cache_clear()`` in tests)."""
 
 
-async def app_settings(connection: HTTPConnection) -> OrdersSettings:
-    """The settings the running app was built with (which tests may have passed in)."""
-    settings: OrdersSettings = connection.app.state.settings
-    return settings
+app_settings = app_settings_dependency(OrdersSettings)
+"""The settings the running app was built with (what `create_app` was given)."""

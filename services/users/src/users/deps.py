@@ -14,12 +14,7 @@ from users.auth.credentials import read_login_credentials
 from users.auth.passwords import Passwords
 from users.auth.throttle import LoginThrottle
 from users.keys.store import KeyStore
-from users.settings import UsersSettings
-
-
-async def get_settings_from_app(connection: HTTPConnection) -> UsersSettings:
-    settings: UsersSettings = connection.app.state.settings
-    return settings
+from users.settings import UsersSettings, app_settings
 
 
 async def get_passwords(connection: HTTPConnection) -> Passwords:
@@ -37,7 +32,7 @@ async def get_login_throttle(connection: HTTPConnection) -> LoginThrottle:
     return throttle
 
 
-SettingsDep = Annotated[UsersSettings, Depends(get_settings_from_app)]
+SettingsDep = Annotated[UsersSettings, Depends(app_settings)]
 PasswordsDep = Annotated[Passwords, Depends(get_passwords)]
 KeyStoreDep = Annotated[KeyStore, Depends(get_key_store)]
 LoginThrottleDep = Annotated[LoginThrottle, Depends(get_login_throttle)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from users.auth.models import RefreshToken
-from users.db import Base
+from users.database import Base
 from users.keys.models import SigningKeyRecord
 from users.user.models import User
 

@@ -7,7 +7,6 @@ verifies this service's own tokens and the login limit joins the rate-limit rule
 
 from __future__ import annotations
 
-import functools
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -20,7 +19,8 @@ from chassis.settings import (
     ProductionSecret,
     RateLimitRule,
     ServerSettings,
-    load_settings,
+    SettingsGetter,
+    app_settings_dependency,
 )
 
 #: The worker's client secret outside production, so `make dev` works without set-up.
@@ -223,7 +223,8 @@ class MigrationSettings(BaseServiceSettings):
     """Name in logs, metrics, traces and the default SQLite file."""
 
 
-@functools.lru_cache(maxsize=1)
-def get_settings() -> UsersSettings:
-    """The process's settings, read once (tests pass their own to `create_app`)."""
-    return load_settings(UsersSettings)
+get_settings = SettingsGetter(UsersSettings)
+"""The process's settings, read once from the environment (``cache_clear()`` in tests)."""
+
+app_settings = app_settings_dependency(UsersSettings)
+"""The settings the running app was built with (`for_builder` of what `create_app` was given)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,8 +12,8 @@ from chassis.settings import (
     BaseServiceSettings,
     ProductionSecret,
     ServerSettings,
+    SettingsGetter,
     UpstreamSettings,
-    load_settings,
 )
 
 #: Where the upstreams are when nothing says otherwise (the ports of the contract).
@@ -140,7 +139,5 @@ class WorkerSettings(BaseServiceSettings):
         return self
 
 
-@functools.lru_cache(maxsize=1)
-def get_settings() -> WorkerSettings:
-    """The process's settings, read once from the environment."""
-    return load_settings(WorkerSettings)
+get_settings = SettingsGetter(WorkerSettings)
+"""The process's settings, read once from the environment (``cache_clear()`` in tests)."""

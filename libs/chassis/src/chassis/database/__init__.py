@@ -8,6 +8,7 @@ from chassis.database.engine import create_engine_from_settings, ensure_sqlite_d
 from chassis.database.errors import install_database_error_handler, is_unavailable_error
 from chassis.database.metadata import (
     NAMING_CONVENTION,
+    ServiceBase,
     TimestampMixin,
     UTCDateTime,
     make_metadata,
@@ -27,6 +28,7 @@ __all__ = [
     "NAMING_CONVENTION",
     "Database",
     "DatabaseDep",
+    "ServiceBase",
     "SessionDep",
     "TimestampMixin",
     "UTCDateTime",

@@ -8,11 +8,11 @@ names on SQLite and Postgres, run after run.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import DateTime, MetaData, func
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -27,6 +27,31 @@ NAMING_CONVENTION: dict[str, str] = {
 def make_metadata(*, schema: str | None = None) -> MetaData:
     """A `MetaData` with the chassis naming convention (for a service's declarative base)."""
     return MetaData(naming_convention=NAMING_CONVENTION, schema=schema)
+
+
+class ServiceBase:
+    """Mixed in before `DeclarativeBase`, it makes a service's declarative base.
+
+    ``class Base(ServiceBase, DeclarativeBase): ...`` (in the service's
+    ``database.py``) gives that base its own `MetaData` with the chassis naming
+    convention. The base cannot live in the chassis itself: a subclass of a
+    shared base would share its registry, and the test suite imports every
+    service in one process, so each service's Alembic metadata would hold the
+    other services' tables too.
+    """
+
+    metadata: ClassVar[MetaData]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Only the service's base (a direct DeclarativeBase subclass) gets a new
+        # MetaData, and before DeclarativeBase builds the registry from it; the
+        # mapped classes below the base inherit that one.
+        if DeclarativeBase in cls.__bases__:
+            if cls.__mro__.index(ServiceBase) > cls.__mro__.index(DeclarativeBase):
+                raise TypeError(f"{cls.__name__}: list ServiceBase before DeclarativeBase")
+            if "metadata" not in cls.__dict__:
+                cls.metadata = make_metadata()
+        super().__init_subclass__(**kwargs)
 
 
 def utc_now() -> datetime:

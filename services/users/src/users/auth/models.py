@@ -9,7 +9,7 @@ from sqlalchemy import ForeignKey, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from chassis.database import UTCDateTime, utc_now
-from users.db import Base
+from users.database import Base
 
 
 class RefreshToken(Base):

@@ -14,7 +14,7 @@ from sqlalchemy import JSON, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from chassis.database import UTCDateTime, utc_now
-from users.db import Base
+from users.database import Base
 
 
 class SigningKeyRecord(Base):

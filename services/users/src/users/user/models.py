@@ -9,7 +9,7 @@ from sqlalchemy import Index, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from chassis.database import TimestampMixin
-from users.db import Base
+from users.database import Base
 
 EMAIL_MAX_LENGTH = 320
 DISPLAY_NAME_MAX_LENGTH = 100

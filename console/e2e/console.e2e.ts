@@ -69,6 +69,42 @@ afterAll(async () => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
+// Every service's /docs and /redoc render their operations with the browser allowed to
+// reach loopback only: any other request is aborted and counted (the assets are served by
+// the service itself, chassis.docs).
+it("renders each service's /docs and /redoc with no network beyond loopback", async () => {
+  const services = { gateway: PORT_BASE, users: PORT_BASE + 1, orders: PORT_BASE + 2 };
+  const docsPage = await browser.newPage();
+  const outside: string[] = [];
+  await docsPage.route("**/*", async (route) => {
+    const { hostname } = new URL(route.request().url());
+    if (hostname === "127.0.0.1" || hostname === "localhost") await route.continue();
+    else {
+      outside.push(route.request().url());
+      await route.abort("blockedbyclient");
+    }
+  });
+  try {
+    for (const [name, port] of Object.entries(services)) {
+      await docsPage.goto(`http://127.0.0.1:${port}/docs`);
+      // Swagger UI draws one .opblock per operation once it has fetched /openapi.json.
+      await docsPage.locator(".opblock").first().waitFor({ timeout: 30_000 });
+      const operations = await docsPage.locator(".opblock").count();
+      expect(operations, `${name} /docs operations`).toBeGreaterThan(2);
+      if (name === "gateway") await docsPage.screenshot({ path: join(ROOT, "reports", "docs.png") });
+
+      await docsPage.goto(`http://127.0.0.1:${port}/redoc`);
+      // ReDoc gives each operation a section with a data-section-id "operation/...".
+      const section = docsPage.locator('[data-section-id^="operation/"]');
+      await section.first().waitFor({ timeout: 30_000 });
+      expect(await section.count(), `${name} /redoc operations`).toBeGreaterThan(2);
+    }
+  } finally {
+    await docsPage.close();
+  }
+  expect(outside, "requests beyond loopback").toEqual([]);
+});
+
 it("signs up, places an order, sees it fulfilled live and the replay, then a 429", async () => {
   const cspViolations: string[] = [];
   page.on("console", (message) => {

@@ -71,7 +71,7 @@ E2E_REDIS_URL = os.environ.get("CHASSIS_DEV_TEST_REDIS_URL", "redis://127.0.0.1:
 @pytest.mark.timeout(600)
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is missing")
 def test_console_in_chromium_against_the_platform(installed: None) -> None:
-    """Sign-up, an order fulfilled live, its replay and a 429; keeps reports/console.png."""
+    """Sign-up, an order fulfilled live, its replay and a 429; the docs offline; two PNGs kept."""
     client = redis.Redis.from_url(E2E_REDIS_URL)
     try:
         client.flushdb()  # no rate-limit window or queue left by an earlier run
@@ -79,8 +79,12 @@ def test_console_in_chromium_against_the_platform(installed: None) -> None:
         client.close()
     screenshot = CONSOLE.parent / "reports" / "console.png"
     screenshot.unlink(missing_ok=True)
+    # The same run renders every service's /docs and /redoc offline and keeps the gateway's.
+    docs_screenshot = CONSOLE.parent / "reports" / "docs.png"
+    docs_screenshot.unlink(missing_ok=True)
 
     npm("run", "build", timeout=120)
     npm("run", "e2e", timeout=540, env={"CONSOLE_E2E_REDIS_URL": E2E_REDIS_URL})
 
     assert screenshot.stat().st_size > 10_000
+    assert docs_screenshot.stat().st_size > 10_000

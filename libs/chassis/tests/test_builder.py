@@ -250,9 +250,9 @@ async def test_docs_are_off_in_production_unless_enabled(
     async with make_client(AppBuilder(enabled).build()) as client:
         docs = await client.get("/docs")
         assert docs.status_code == 200
-        assert "cdn.jsdelivr.net" in docs.headers["content-security-policy"]
+        assert "'unsafe-inline'" in docs.headers["content-security-policy"]
         api = await client.get("/health/live")
-        assert "cdn.jsdelivr.net" not in api.headers["content-security-policy"]
+        assert "'unsafe-inline'" not in api.headers["content-security-policy"]
 
 
 def test_a_step_twice_is_refused() -> None:

@@ -32,7 +32,8 @@ import structlog
 from fastapi import APIRouter, FastAPI
 
 from chassis.builder_protocol import ResourceFactory
-from chassis.docs_paths import DOCS_URL, OPENAPI_URL, REDOC_URL
+from chassis.docs import install_docs
+from chassis.docs_paths import OPENAPI_URL
 from chassis.errors import install_error_handlers
 from chassis.health import ReadinessRegistry, health_router
 from chassis.heap import freeze_startup_heap
@@ -174,12 +175,16 @@ class AppBuilder:
             description=self.description,
             version=settings.version,
             openapi_tags=self.openapi_tags,
-            docs_url=DOCS_URL if docs else None,
-            redoc_url=REDOC_URL if docs else None,
+            # FastAPI's own pages load Swagger UI and ReDoc from a CDN; chassis.docs
+            # serves them from the service instead.
+            docs_url=None,
+            redoc_url=None,
             openapi_url=OPENAPI_URL if docs else None,
             lifespan=self._lifespan,
             telemetry=self.fastapi_telemetry,  # type: ignore[arg-type]
         )
+        if docs:
+            install_docs(app, title=self.title)
         app.state.settings = settings
         app.state.readiness = self.readiness
         install_error_handlers(app)

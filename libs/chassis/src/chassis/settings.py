@@ -120,7 +120,8 @@ class BaseServiceSettings(BaseSettings):
     version: str = "0.1.0"
     """Reported in the OpenAPI document and traces."""
     docs_enabled: bool | None = None
-    """Serve /docs, /redoc and /openapi.json; unset means everywhere but production."""
+    """Serve /docs, /redoc (assets under /docs/assets) and /openapi.json; unset means everywhere but
+    production."""
     data_dir: Path = Path(".data")
     """Directory for embedded data (SQLite files, development keys)."""
 

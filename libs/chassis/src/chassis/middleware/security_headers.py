@@ -2,11 +2,11 @@
 
 Adds nosniff, frame denial, a referrer policy, a permissions policy,
 cross-origin opener isolation and a Content-Security-Policy; the CSP is relaxed
-only on the API docs pages, which load Swagger UI / ReDoc from a CDN and run
-inline scripts. Strict-Transport-Security is sent only when the request arrived
-over TLS: ``scope["scheme"]`` is trusted as is, because the proxy-headers
-middleware (outside this one) rewrites it only for trusted proxies. A header
-the app set itself is never overwritten.
+only on the API docs pages, which run inline bootstrap scripts (their bundles
+come from the service itself, `chassis.docs`). Strict-Transport-Security is sent
+only when the request arrived over TLS: ``scope["scheme"]`` is trusted as is,
+because the proxy-headers middleware (outside this one) rewrites it only for
+trusted proxies. A header the app set itself is never overwritten.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from collections.abc import Sequence
 from chassis.docs_paths import DOCS_PATHS
 from chassis.types import ASGIApp, Headers, Message, Receive, Scope, Send
 
-#: What Swagger UI and ReDoc (as FastAPI serves them) need: their bundles and CSS from
-#: jsDelivr, inline bootstrap scripts and styles, Google Fonts (ReDoc), the FastAPI
-#: favicon, and blob: workers (ReDoc's search).
+#: What Swagger UI and ReDoc (as `chassis.docs` serves them) need: their bundles, CSS and
+#: favicon from the service itself, inline bootstrap scripts and styles, data: images
+#: and fonts, and blob: workers (ReDoc's search). No other origin.
 DEFAULT_DOCS_CSP = (
     "default-src 'self'; "
-    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "font-src 'self' data: https://fonts.gstatic.com; "
-    "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
+    "script-src 'self' 'unsafe-inline'; "
+    "style-src 'self' 'unsafe-inline'; "
+    "font-src 'self' data:; "
+    "img-src 'self' data:; "
     "worker-src 'self' blob:; "
     "connect-src 'self'; "
     "frame-ancestors 'none'"

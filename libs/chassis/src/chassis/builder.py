@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Self
@@ -58,8 +58,11 @@ class AppBuilder:
         title: str | None = None,
         description: str = "",
         openapi_tags: list[dict[str, Any]] | None = None,
+        request_examples: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.settings = settings
+        #: OpenAPI examples by body model name (`chassis.openapi.add_request_examples`).
+        self.request_examples = request_examples
         self.title = title or settings.service_name
         self.description = description
         self.openapi_tags = openapi_tags
@@ -188,7 +191,7 @@ class AppBuilder:
         app.state.settings = settings
         app.state.readiness = self.readiness
         install_error_handlers(app)
-        document_problems(app)
+        document_problems(app, request_examples=self.request_examples)
         app.include_router(health_router(self.readiness))
         for router, kwargs in self._routers:
             app.include_router(router, **kwargs)

@@ -88,14 +88,42 @@ def add_component(schemas: dict[str, Any], model: type[BaseModel]) -> None:
     schemas.setdefault(model.__name__, schema)
 
 
-def document_problems(app: FastAPI) -> None:
-    """Make ``app.openapi()`` carry the ``Problem`` component the error entries reference."""
+def document_problems(
+    app: FastAPI, *, request_examples: Mapping[str, Mapping[str, Any]] | None = None
+) -> None:
+    """Make ``app.openapi()`` carry the ``Problem`` component the error entries reference.
+
+    With `request_examples` (see `add_request_examples`) the request bodies get them too.
+    """
     generate: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = generate()
             add_component(document.setdefault("components", {}).setdefault("schemas", {}), Problem)
+            if request_examples:
+                add_request_examples(document, request_examples)
         return generate()
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def add_request_examples(
+    document: dict[str, Any], examples: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """Give each request body whose schema is a component named in `examples` those examples.
+
+    `examples` maps a model's component name to an OpenAPI Example Object map
+    (what ``Body(openapi_examples=...)`` would write), so that one table serves
+    every service documenting the model (the gateway repeats the users and
+    orders operations). Examples already on a media type are kept.
+    """
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue  # a path-level "parameters" or "summary" entry
+            content = operation.get("requestBody", {}).get("content", {})
+            for media in content.values():
+                name = str(media.get("schema", {}).get("$ref", "")).rpartition("/")[2]
+                if name in examples and "examples" not in media:
+                    media["examples"] = {key: dict(value) for key, value in examples[name].items()}

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from chassis.builder import AppBuilder
 from chassis.redis import rate_limits_need_redis
+from contracts.examples import REQUEST_EXAMPLES
 from gateway.console import mount_console
 from gateway.events.router import router as events_router
 from gateway.events.setup import setup_live_events
@@ -62,7 +63,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     def document_proxied_operations(app: FastAPI) -> None:
         app.openapi = openapi_with(  # type: ignore[method-assign]
-            app, documented_routes(), extra_schemas=EXTRA_SCHEMAS
+            app, documented_routes(), extra_schemas=EXTRA_SCHEMAS, request_examples=REQUEST_EXAMPLES
         )
 
     builder.configure_app(document_proxied_operations)

@@ -8,7 +8,7 @@ into the document here, so /openapi.json describes the whole public API.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI
@@ -16,7 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from chassis.openapi import Problem, add_component
+from chassis.openapi import Problem, add_component, add_request_examples
 
 
 def openapi_with(
@@ -24,11 +24,13 @@ def openapi_with(
     documented: Sequence[APIRoute],
     *,
     extra_schemas: Sequence[type[BaseModel]] = (),
+    request_examples: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Callable[[], dict[str, Any]]:
     """An ``app.openapi`` that documents the app's own routes plus `documented` ones.
 
     `extra_schemas` are models that operations reference by hand (``openapi_extra``)
-    and that FastAPI therefore does not put in the components itself.
+    and that FastAPI therefore does not put in the components itself;
+    `request_examples` are the bodies' examples (`chassis.openapi.add_request_examples`).
     """
 
     def openapi() -> dict[str, Any]:
@@ -52,6 +54,8 @@ def openapi_with(
             models: tuple[type[BaseModel], ...] = (Problem, *extra_schemas)
             for model in models:
                 add_component(schemas, model)
+            if request_examples:
+                add_request_examples(app.openapi_schema, request_examples)
         return app.openapi_schema
 
     return openapi

@@ -10,7 +10,9 @@ from fastapi import FastAPI
 
 from chassis.builder import AppBuilder
 from chassis.redis import rate_limits_need_redis
+from contracts.examples import REQUEST_EXAMPLES
 from orders.internal.router import router as internal_router
+from orders.internal.schemas import INTERNAL_EXAMPLES
 from orders.order.router import router as order_router
 from orders.outbox.relay import setup_outbox_relay
 from orders.settings import OrdersSettings, get_settings
@@ -29,7 +31,13 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
     """Build the orders app; nothing connects until the lifespan starts."""
     settings = settings or get_settings()
     builder = (
-        AppBuilder(settings, title="orders", description=DESCRIPTION, openapi_tags=OPENAPI_TAGS)
+        AppBuilder(
+            settings,
+            title="orders",
+            description=DESCRIPTION,
+            openapi_tags=OPENAPI_TAGS,
+            request_examples={**REQUEST_EXAMPLES, **INTERNAL_EXAMPLES},
+        )
         .with_tracing()
         .with_database()
         # Only the outbox relay needs Redis, and it waits: orders are still taken meanwhile.

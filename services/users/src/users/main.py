@@ -11,6 +11,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from chassis.builder import AppBuilder
+from contracts.examples import REQUEST_EXAMPLES
 from users.auth.passwords import setup_passwords
 from users.auth.router import router as auth_router
 from users.auth.throttle import setup_login_throttle
@@ -37,6 +38,7 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
             title="users",
             description="Identity provider: accounts, tokens and signing keys.",
             openapi_tags=OPENAPI_TAGS,
+            request_examples=REQUEST_EXAMPLES,
         )
         .with_tracing()
         .with_database()

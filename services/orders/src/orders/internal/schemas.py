@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.examples import Examples
+
 #: Ten years: larger ages would overflow date arithmetic and mean nothing anyway.
 MAX_AGE_SECONDS = 10 * 366 * 24 * 3600
 
@@ -34,3 +36,23 @@ class Purge(BaseModel):
 class PurgeResult(BaseModel):
     idempotency_keys: int = Field(ge=0)
     outbox_rows: int = Field(ge=0)
+
+
+#: OpenAPI examples of the maintenance bodies (the worker's crons send these shapes).
+INTERNAL_EXAMPLES: dict[str, Examples] = {
+    "ExpirePending": {
+        "one_hour": {
+            "summary": "Fail orders pending for over an hour",
+            "value": {"older_than_seconds": 3600},
+        },
+    },
+    "Purge": {
+        "defaults": {
+            "summary": "Idempotency keys after a day, sent outbox rows after a week",
+            "value": {
+                "idempotency_older_than_seconds": 86400,
+                "outbox_sent_older_than_seconds": 604800,
+            },
+        },
+    },
+}

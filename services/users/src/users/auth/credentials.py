@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from contracts.auth import LoginForm, LoginRequest
+from contracts.examples import REQUEST_EXAMPLES
 
 FORM_CONTENT_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
@@ -44,7 +45,14 @@ def login_request_body() -> dict[str, Any]:
     return {
         "required": True,
         "content": {
-            "application/json": {"schema": LoginRequest.model_json_schema()},
-            "application/x-www-form-urlencoded": {"schema": LoginForm.model_json_schema()},
+            # Inline schemas (no component to key on), so the examples are attached here.
+            "application/json": {
+                "schema": LoginRequest.model_json_schema(),
+                "examples": REQUEST_EXAMPLES["LoginRequest"],
+            },
+            "application/x-www-form-urlencoded": {
+                "schema": LoginForm.model_json_schema(),
+                "examples": REQUEST_EXAMPLES["LoginForm"],
+            },
         },
     }

@@ -5,7 +5,7 @@ UV ?= uv
 PYTEST_ARGS ?=
 
 .PHONY: k8s-check help install dev demo test lint fmt cov services docs bench coverage-floors console \
-	loadtest loadtest-local loadtest-smoke capacity compose-smoke replicas
+	loadtest loadtest-local loadtest-smoke capacity compose-smoke replicas sbom chart-package
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -70,6 +70,19 @@ replicas: ## two replicas of every service behind nginx, a rolling restart; figu
 
 compose-smoke: ## the images built and docker-compose.yml's core up on podman, the demo through it, SIGTERM drains (root; podman, debootstrap, runc, dnsname from Debian)
 	$(UV) run python -m tests.containers.smoke
+
+SBOM_DIR ?= reports/sbom
+sbom: ## a CycloneDX 1.5 SBOM per service image from uv.lock (what the image installs): $(SBOM_DIR)/<service>.cdx.json
+	@mkdir -p $(SBOM_DIR)
+	@for service in users orders gateway worker; do \
+		$(UV) export --quiet --frozen --no-dev --package $$service --format cyclonedx1.5 \
+			--output-file $(SBOM_DIR)/$$service.cdx.json || exit 1; \
+		echo "$(SBOM_DIR)/$$service.cdx.json"; \
+	done
+
+CHART_DIR ?= reports/chart
+chart-package: ## `helm package` of deploy/helm/chassis (Helm's own engine, no helm binary) into $(CHART_DIR)/
+	$(UV) run python -m tests.deploy.package_chart $(CHART_DIR)
 
 k8s-check: ## the Helm chart (lint, render, kubernetes-validate 1.29/1.33) and Tiltfile checks alone
 	$(UV) run pytest tests/deploy/test_helm.py tests/deploy/test_helm_network.py \

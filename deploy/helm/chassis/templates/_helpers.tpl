@@ -169,3 +169,11 @@ securityContext:
   emptyDir:
     sizeLimit: {{ .Values.tmpSizeLimit }}
 {{- end -}}
+
+{{/* Refuse a Helm older than Chart.yaml's minimum: it cannot check values.schema.json (draft 2020-12). */}}
+{{- define "chassis.requireHelm" -}}
+{{- $minimum := index .Chart.Annotations "chassis.platform/minimum-helm-version" -}}
+{{- if semverCompare (printf "<%s-0" $minimum) .Capabilities.HelmVersion.Version -}}
+{{- fail (printf "this chart needs Helm %s or newer (values.schema.json is JSON Schema draft 2020-12); this is Helm %s" $minimum .Capabilities.HelmVersion.Version) -}}
+{{- end -}}
+{{- end -}}

@@ -5,7 +5,7 @@ UV ?= uv
 PYTEST_ARGS ?=
 
 .PHONY: k8s-check help install dev demo test lint fmt cov services docs bench coverage-floors console \
-	loadtest loadtest-local loadtest-smoke capacity compose-smoke replicas sbom chart-package
+	loadtest loadtest-local loadtest-smoke capacity compose-smoke replicas sbom chart-package secrets
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ docs: ## regenerate docs/settings.md from the settings models (chassis and servi
 
 replicas: ## two replicas of every service behind nginx, a rolling restart; figures in docs/reliability.md
 	$(UV) run pytest tests/replicas -q $(PYTEST_ARGS)
+
+secrets: ## the secret files docker-compose.yml mounts (./secrets or CHASSIS_SECRETS_DIR; random, never overwritten)
+	bash scripts/compose-secrets.sh
 
 compose-smoke: ## the images built and docker-compose.yml's core up on podman, the demo through it, SIGTERM drains (root; podman, debootstrap, runc, dnsname from Debian)
 	$(UV) run python -m tests.containers.smoke

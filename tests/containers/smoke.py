@@ -13,7 +13,7 @@ Steps, each printed with its figures as it finishes:
    checked offline by tests/deploy;
 3. `chassis-demo` against the published gateway port;
 4. every app container runs as uid 10001 on a read-only root filesystem, and no secret
-   of the env file appears in `podman inspect`;
+   (the files `make secrets` writes, mounted at /run/secrets) appears in `podman inspect`;
 5. SIGTERM through `compose stop`: requests in flight at the gateway finish, and the
    worker's job in its payment step is finished, not lost;
 6. everything torn down (containers, network, volume, the API socket).
@@ -67,19 +67,26 @@ class SmokeReport:
 
 
 def env_file(directory: Path, *, gateway_port: int) -> tuple[Path, dict[str, str]]:
-    """.env.example with every change-me secret replaced by a random one; returns the secrets."""
-    values: dict[str, str] = {}
-    lines = []
-    for example in (ROOT / ".env.example").read_text().splitlines():
-        name, sep, value = example.partition("=")
-        if sep and not example.startswith("#") and value.startswith("change-me"):
-            values[name] = secrets.token_hex(16)
-            lines.append(f"{name}={values[name]}")
-        else:
-            lines.append(example)
+    """.env.example plus the smoke's knobs, and the secret files `make secrets` writes.
+
+    Returns the env file and ``{secret file name: value}`` (searched for in `podman inspect`).
+    """
+    secrets_dir = directory / "secrets"
+    subprocess.run(
+        ["bash", str(ROOT / "scripts" / "compose-secrets.sh"), str(secrets_dir)],
+        check=True,
+        capture_output=True,
+    )
+    values = {
+        path.name: path.read_text().strip()
+        for path in sorted(secrets_dir.iterdir())
+        if path.read_text().strip()
+    }
     subnet = f"172.29.{secrets.randbelow(200) + 20}.0/24"
-    lines += [
+    lines = [
+        *(ROOT / ".env.example").read_text().splitlines(),
         f"TAG={TAG}",
+        f"CHASSIS_SECRETS_DIR={secrets_dir}",
         f"CHASSIS_SUBNET={subnet}",
         f"SMOKE_GATEWAY_PORT={gateway_port}",
         f"SMOKE_PAYMENT_SECONDS={PAYMENT_SECONDS}",
@@ -214,5 +221,12 @@ def run_smoke() -> SmokeReport:
 
 if __name__ == "__main__":
     outcome = run_smoke()
-    failed = outcome.demo_exit != 0 or bool(outcome.secrets_in_inspect)
+    failed = (
+        outcome.demo_exit != 0
+        or bool(outcome.secrets_in_inspect)
+        or outcome.gateway_drain is None
+        or bool(outcome.gateway_drain.dropped_in_flight)
+        or outcome.worker_drain is None
+        or outcome.worker_drain.status_after_restart != "fulfilled"
+    )
     sys.exit(1 if failed else 0)

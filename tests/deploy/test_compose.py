@@ -33,13 +33,16 @@ PUBLISHED = {
     "grafana": 3000,
     "locust-master": 8089,
 }
+#: The secret files `make secrets` (scripts/compose-secrets.sh) writes and compose mounts.
 SECRETS = (
-    "POSTGRES_PASSWORD",
-    "USERS_DB_PASSWORD",
-    "ORDERS_DB_PASSWORD",
-    "WORKER_CLIENT_SECRET",
-    "GRAFANA_ADMIN_PASSWORD",
+    "postgres_password",
+    "users_db_password",
+    "orders_db_password",
+    "worker_client_secret",
+    "grafana_admin_password",
+    "users_signing_private_key",
 )
+SECRETS_SCRIPT = ROOT / "scripts" / "compose-secrets.sh"
 
 
 def _compose_binary() -> Path | None:
@@ -87,10 +90,27 @@ def _example_lines(drop: str | None = None) -> str:
     return "\n".join(line for line in lines if drop is None or not line.startswith(f"{drop}="))
 
 
+def _write_secrets(directory: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(SECRETS_SCRIPT), str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+
+
 @pytest.fixture(scope="module")
-def env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def secrets_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("compose-secrets") / "secrets"
+    _write_secrets(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def env_file(tmp_path_factory: pytest.TempPathFactory, secrets_dir: Path) -> Path:
     path = tmp_path_factory.mktemp("compose") / "env"
-    path.write_text(_example_lines() + "\n")
+    path.write_text(_example_lines() + f"\nCHASSIS_SECRETS_DIR={secrets_dir}\n")
     return path
 
 
@@ -260,8 +280,9 @@ def test_app_settings_are_consistent(services: dict[str, dict[str, Any]]) -> Non
                 assert env[f"{prefix}RATE_LIMIT__BACKEND"] == "redis", name
             assert env[f"{prefix}AUTH__JWKS_URL"] == "http://users:8001/.well-known/jwks.json"
     users, orders = services["users"]["environment"], services["orders"]["environment"]
-    assert users["USERS_DATABASE__URL"].endswith("@postgres:5432/users")
-    assert orders["ORDERS_DATABASE__URL"].endswith("@postgres:5432/orders")
+    # No password in the URLs: it comes from the mounted secret (DATABASE__PASSWORD_FILE).
+    assert users["USERS_DATABASE__URL"] == "postgresql+asyncpg://users@postgres:5432/users"
+    assert orders["ORDERS_DATABASE__URL"] == "postgresql+asyncpg://orders@postgres:5432/orders"
     gateway = services["gateway"]["environment"]
     assert gateway["GATEWAY_RATE_LIMIT__BACKEND"] == "redis"
     assert gateway["GATEWAY_UPSTREAMS__USERS__BASE_URL"] == "http://users:8001"
@@ -269,12 +290,17 @@ def test_app_settings_are_consistent(services: dict[str, dict[str, Any]]) -> Non
     worker = services["worker"]["environment"]
     assert worker["WORKER_UPSTREAMS__USERS__BASE_URL"] == "http://users:8001"
     assert worker["WORKER_UPSTREAMS__ORDERS__BASE_URL"] == "http://orders:8002"
-    clients = json.loads(users["USERS_SERVICE_CLIENTS"])
-    assert clients["worker"]["secret"] == worker["WORKER_CLIENT_SECRET"]
+    # One secret file feeds both ends of the worker's client credentials.
+    assert (
+        users["USERS_SERVICE_CLIENTS__WORKER__SECRET_FILE"]
+        == worker["WORKER_CLIENT_SECRET_FILE"]
+        == "/run/secrets/worker_client_secret"
+    )
+    assert json.loads(users["USERS_SERVICE_CLIENTS__WORKER__SCOPES"]) == ["orders:internal"]
 
 
 def test_each_app_accepts_its_resolved_environment(
-    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+    services: dict[str, dict[str, Any]], secrets_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from chassis.settings import load_settings
     from gateway.settings import GatewaySettings
@@ -294,36 +320,67 @@ def test_each_app_accepts_its_resolved_environment(
                 if key.startswith(APPS[name]) or key in {"WEB_CONCURRENCY"}:
                     patch.delenv(key)
             for key, value in services[name]["environment"].items():
-                patch.setenv(key, value)
+                # /run/secrets/<name> in the container is the host's secret file.
+                patch.setenv(key, value.replace("/run/secrets", str(secrets_dir)))
             settings = load_settings(cls)  # type: ignore[type-var]
             assert settings.environment == "staging", name
+            if name in {"users", "orders"}:
+                password = (secrets_dir / f"{name}_db_password").read_text().strip()
+                assert f"{name}:{password}@postgres" in settings.database_url, name
+            if name == "users":
+                client = settings.service_clients["worker"]  # type: ignore[attr-defined]
+                secret = (secrets_dir / "worker_client_secret").read_text().strip()
+                assert client.secret.get_secret_value() == secret
 
 
-def test_no_literal_secret_in_the_compose_file() -> None:
-    text = COMPOSE_FILE.read_text()
-    pattern = re.compile(r"^\s*-?\s*([A-Z0-9_]*(?:SECRET|PASSWORD|PEM)[A-Z0-9_]*)\s*[:=]\s*(.+)$")
+def test_no_secret_is_an_environment_value(model: dict[str, Any]) -> None:
+    """A secret in `environment:` shows in `docker inspect`: every one is a mounted file."""
+    secret_name = re.compile(r"SECRET|PASSWORD|PEM")
     checked = 0
-    for line in text.splitlines():
-        match = pattern.match(line)
-        if match is None:
+    for name, service in model["services"].items():
+        mounted = {entry["source"] for entry in service.get("secrets", [])}
+        for key, value in service.get("environment", {}).items():
+            if not secret_name.search(key):
+                continue
+            checked += 1
+            assert key.endswith("_FILE"), f"{name}: {key} passes a secret as a value"
+            path = Path(value)
+            assert path.parent == Path("/run/secrets"), f"{name}: {key}={value}"
+            assert path.name in mounted, f"{name}: {key} names a secret it does not mount"
+    assert checked >= len(SECRETS) + 5  # postgres 3, both DB users 4, clients 2, key, grafana
+
+
+def test_every_declared_secret_is_a_file_the_script_writes(model: dict[str, Any]) -> None:
+    declared = model["secrets"]
+    assert set(declared) == set(SECRETS)
+    for name, secret in declared.items():
+        assert Path(secret["file"]).name == name, name
+        assert "environment" not in secret, f"{name}: compose copies those into a read-only fs"
+    script = SECRETS_SCRIPT.read_text()
+    for name in SECRETS:
+        assert name in script, name
+
+
+def test_the_secrets_script_writes_random_files_and_never_overwrites(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    _write_secrets(first)
+    _write_secrets(second)
+    values = {}
+    for name in SECRETS:
+        path = first / name
+        assert oct(path.stat().st_mode & 0o777) == "0o644", name  # the containers' users read it
+        values[name] = path.read_text().strip()
+        if name == "users_signing_private_key":
+            assert values[name] == "", "staging generates keys; production puts a PEM here"
             continue
-        checked += 1
-        value = match.group(2).strip().strip("'\"")
-        assert value.startswith("${"), f"literal secret: {line.strip()}"
-        assert value.endswith("}"), f"literal secret: {line.strip()}"
-    assert checked >= len(SECRETS)
-    # The JSON of USERS_SERVICE_CLIENTS carries the secret through a variable too.
-    clients = next(line for line in text.splitlines() if "USERS_SERVICE_CLIENTS:" in line)
-    assert '"secret": "${WORKER_CLIENT_SECRET:?' in clients
-
-
-@pytest.mark.parametrize("secret", SECRETS)
-def test_a_missing_secret_fails_with_its_name(secret: str, tmp_path: Path) -> None:
-    env_file = tmp_path / "env"
-    env_file.write_text(_example_lines(drop=secret) + "\n")
-    result = _run(env_file, "config", "-q")
-    assert result.returncode != 0
-    assert f"set {secret} in .env" in result.stderr
+        assert re.fullmatch(r"[0-9a-f]{64}", values[name]), name
+        assert values[name] != (second / name).read_text().strip(), name
+    assert oct(first.stat().st_mode & 0o777) == "0o700"
+    (first / "users_db_password").write_text("kept-as-it-was\n")
+    rerun = _write_secrets(first)
+    assert "kept" in rerun.stdout
+    assert (first / "users_db_password").read_text() == "kept-as-it-was\n"
+    assert (first / "postgres_password").read_text().strip() == values["postgres_password"]
 
 
 def test_env_example_documents_every_variable_compose_reads() -> None:
@@ -334,17 +391,13 @@ def test_env_example_documents_every_variable_compose_reads() -> None:
     assert used - documented == set()
 
 
-def test_env_example_secrets_are_placeholders_production_refuses() -> None:
-    from chassis.settings import PLACEHOLDER_SECRETS
-
+def test_env_example_holds_no_secret() -> None:
     values = dict(
         line.split("=", 1)
         for line in ENV_EXAMPLE.read_text().splitlines()
         if line and not line.startswith("#")
     )
-    for secret in SECRETS:
-        assert values[secret].startswith("change-me-"), secret
-    assert "change-me" in PLACEHOLDER_SECRETS
+    assert not [key for key in values if re.search("SECRET|PASSWORD|PEM", key)]
 
 
 def test_the_init_script_and_mounted_configs_exist(model: dict[str, Any]) -> None:

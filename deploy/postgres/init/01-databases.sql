@@ -1,12 +1,13 @@
 -- One database and one login role per service, created on the first start of an
 -- empty data volume (docker-entrypoint-initdb.d; runs as the superuser).
--- Passwords come from the container's environment through psql's \getenv
--- (USERS_DB_PASSWORD, ORDERS_DB_PASSWORD, set in docker-compose.yml from .env),
--- so none is written here. Changing them later needs ALTER ROLE (or a new volume).
+-- Passwords come from files named by USERS_DB_PASSWORD_FILE / ORDERS_DB_PASSWORD_FILE
+-- (compose's /run/secrets) or else from USERS_DB_PASSWORD / ORDERS_DB_PASSWORD (Tilt's
+-- secretKeyRef env), read by psql's backquote (trailing newline dropped), so none is written
+-- here. Changing them later needs ALTER ROLE (or a new volume).
 \set ON_ERROR_STOP on
 
-\getenv users_password USERS_DB_PASSWORD
-\getenv orders_password ORDERS_DB_PASSWORD
+\set users_password `if [ -n "${USERS_DB_PASSWORD_FILE:-}" ]; then cat "$USERS_DB_PASSWORD_FILE"; else printf '%s' "${USERS_DB_PASSWORD:-}"; fi`
+\set orders_password `if [ -n "${ORDERS_DB_PASSWORD_FILE:-}" ]; then cat "$ORDERS_DB_PASSWORD_FILE"; else printf '%s' "${ORDERS_DB_PASSWORD:-}"; fi`
 
 SELECT :'users_password' <> '' AND :'orders_password' <> '' AS passwords_set \gset
 \if :passwords_set

@@ -1,7 +1,11 @@
 #!/bin/sh
 # The official postgres image's start-up, reduced to what docker-compose.yml relies on.
 set -eu
-: "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is required}"
+# POSTGRES_PASSWORD_FILE as in the official image: the password as a mounted secret file.
+if [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then
+    POSTGRES_PASSWORD="$(cat "$POSTGRES_PASSWORD_FILE")"
+fi
+: "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD or POSTGRES_PASSWORD_FILE is required}"
 mkdir -p "$PGDATA" /run/postgresql
 chown -R postgres:postgres "$PGDATA" /run/postgresql
 chmod 0700 "$PGDATA"
@@ -22,7 +26,9 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     for script in /docker-entrypoint-initdb.d/*; do
         case "$script" in
             *.sql) echo "init: $script"; as_postgres env USERS_DB_PASSWORD="${USERS_DB_PASSWORD:-}" \
-                ORDERS_DB_PASSWORD="${ORDERS_DB_PASSWORD:-}" psql -v ON_ERROR_STOP=1 -U postgres \
+                ORDERS_DB_PASSWORD="${ORDERS_DB_PASSWORD:-}" \
+                USERS_DB_PASSWORD_FILE="${USERS_DB_PASSWORD_FILE:-}" \
+                ORDERS_DB_PASSWORD_FILE="${ORDERS_DB_PASSWORD_FILE:-}" psql -v ON_ERROR_STOP=1 -U postgres \
                 -d "${POSTGRES_DB:-postgres}" -q -f "$script" ;;
             *.sh)
                 echo "init: $script"

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from starlette.requests import HTTPConnection
 
+from chassis.settings_files import EnvWithoutFilesSource, SettingsFileError, SettingsFilesSource
 from chassis.settings_groups import (
     AuthSettings,
     CacheSettings,
@@ -148,6 +149,26 @@ class BaseServiceSettings(BaseSettings):
     upstreams: dict[str, UpstreamSettings] = Field(default_factory=dict)
     """Upstream HTTP services by name, e.g. `<PREFIX>UPSTREAMS__ORDERS__BASE_URL`."""
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # `<VARIABLE>_FILE` beside every variable (chassis.settings_files): secrets as files,
+        # so no inspect or describe shows them. A variable and its _FILE together are refused.
+        del env_settings  # replaced: the stock source would read X_FILE as a field named x_file
+        return (
+            init_settings,
+            EnvWithoutFilesSource(settings_cls),
+            SettingsFilesSource(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
+
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.production
@@ -168,7 +189,7 @@ class BaseServiceSettings(BaseSettings):
     def database_url(self) -> str:
         """The configured URL, or a SQLite file under ``data_dir`` named after the service."""
         if self.database.url:
-            return self.database.url
+            return self.database.url_with_password()
         return f"sqlite+aiosqlite:///{self.data_dir / (self.service_name + '.sqlite3')}"
 
     @model_validator(mode="after")
@@ -233,6 +254,8 @@ def load_settings(settings_cls: type[SettingsT], **overrides: Any) -> SettingsT:
     """Read settings from the environment, or stop start-up naming what is wrong."""
     try:
         return settings_cls(**overrides)
+    except SettingsFileError as exc:
+        raise SettingsError(f"invalid settings for {settings_cls.__name__}:\n  {exc}") from None
     except ValidationError as exc:
         lines = []
         for error in exc.errors(include_url=False):

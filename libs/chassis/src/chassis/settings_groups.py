@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 
 def _check_cidrs(values: list[str]) -> list[str]:
@@ -53,6 +53,9 @@ class DatabaseSettings(_Group):
     url: str | None = None
     """SQLAlchemy async URL (`postgresql+asyncpg://...`); unset means SQLite at
     `<data_dir>/<service_name>.sqlite3`."""
+    password: SecretStr | None = None
+    """Password for the URL's user, replacing any in `url`: the URL stays plain configuration
+    and the password comes from a secret (`<PREFIX>DATABASE__PASSWORD_FILE`)."""
     pool_size: int = Field(default=10, ge=1)
     """Postgres connections kept open per process."""
     max_overflow: int = Field(default=5, ge=0)
@@ -74,6 +77,15 @@ class DatabaseSettings(_Group):
     """SQLite busy_timeout: how long a writer waits for the lock."""
     echo: bool = False
     """Log every SQL statement (development only)."""
+
+    def url_with_password(self) -> str:
+        """`url` with `password` put in (the password URL-quoted by SQLAlchemy)."""
+        if self.url is None or self.password is None:
+            return self.url or ""
+        from sqlalchemy.engine import make_url  # only services with a database pay the import
+
+        url = make_url(self.url).set(password=self.password.get_secret_value())
+        return url.render_as_string(hide_password=False)
 
 
 class RedisSettings(_Group):

@@ -131,26 +131,28 @@ def _dashboards() -> list[tuple[str, dict[str, Any]]]:
     return [(path.name, json.loads(path.read_text(encoding="utf-8"))) for path in DASHBOARD_FILES]
 
 
-def _datasource_uids() -> set[str]:
-    uids = set()
-    for path in sorted(DATASOURCES_DIR.glob("*.yml")):
-        uids.update(ds["uid"] for ds in _load_yaml(path)["datasources"])
-    return uids
+def _datasources() -> dict[str, str]:
+    """Provisioned datasources: uid -> type."""
+    return {
+        ds["uid"]: ds["type"]
+        for path in sorted(DATASOURCES_DIR.glob("*.yml"))
+        for ds in _load_yaml(path)["datasources"]
+    }
 
 
-def _ds_uids_in(node: Any) -> set[str]:
-    """Every datasource uid referenced anywhere in a dashboard document."""
-    uids: set[str] = set()
+def _ds_refs_in(node: Any) -> list[dict[str, Any]]:
+    """Every datasource reference (panel, target, variable) anywhere in a dashboard."""
+    refs: list[dict[str, Any]] = []
     if isinstance(node, dict):
         ds = node.get("datasource")
-        if isinstance(ds, dict) and "uid" in ds:
-            uids.add(ds["uid"])
+        if ds is not None:
+            refs.append(ds if isinstance(ds, dict) else {"uid": ds})
         for value in node.values():
-            uids |= _ds_uids_in(value)
+            refs += _ds_refs_in(value)
     elif isinstance(node, list):
         for value in node:
-            uids |= _ds_uids_in(value)
-    return uids
+            refs += _ds_refs_in(value)
+    return refs
 
 
 # --- the extractor itself -------------------------------------------------------
@@ -325,8 +327,28 @@ def test_dashboard_panels_query_provisioned_datasources(path: Path) -> None:
         assert panel.get("targets"), f"{path.name} {panel['title']}: no targets"
         for target in panel["targets"]:
             assert target.get("expr", "").strip(), f"{path.name} {panel['title']}: empty expr"
-    unknown = _ds_uids_in(dashboard) - _datasource_uids()
-    assert not unknown, f"{path.name}: datasource uids not provisioned: {sorted(unknown)}"
+    # Prometheus is chosen with the dashboard's `datasource` variable, so the same JSON
+    # works where the provisioned uid differs (a Grafana sidecar in a cluster).
+    provisioned = _datasources()
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    variable = variables.get("datasource")
+    assert variable is not None, f"{path.name}: no `datasource` template variable"
+    assert variable["type"] == "datasource"
+    assert variable["query"] == "prometheus"
+    assert variable["query"] in provisioned.values(), "the variable's type is not provisioned"
+    refs = _ds_refs_in(dashboard)
+    assert refs
+    for ref in refs:
+        if ref.get("type") == "prometheus":
+            assert ref == {"type": "prometheus", "uid": "${datasource}"}, f"{path.name}: {ref}"
+        else:
+            # Anything else (Jaeger links) names a provisioned datasource of its own type.
+            assert ref.get("uid") in provisioned, f"{path.name}: {ref} is not provisioned"
+            assert provisioned[ref["uid"]] == ref.get("type"), f"{path.name}: {ref}"
+    for panel in panels:
+        assert panel.get("datasource"), f"{path.name} {panel['title']}: no datasource"
+        for target in panel["targets"]:
+            assert target["datasource"] == panel["datasource"], f"{path.name} {panel['title']}"
 
 
 @pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda p: p.name)

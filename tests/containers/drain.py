@@ -69,6 +69,12 @@ async def drain_worker(stack: Compose, gateway: str, say: Say) -> WorkerDrain:
             raise RuntimeError(f"compose stop worker failed: {stopped.stderr[-2000:]}")
         state = stack.engine.inspect(stack.container_of("worker"))["State"]
         when_stopped = await order_status(client, auth, order_id)
+        if when_stopped != "fulfilled":
+            # Not drained (the job runs again after the restart): its log says why.
+            tail = ("logs", "--no-color", "--tail", "25", "worker")
+            logs = await asyncio.to_thread(stack.run, *tail)
+            for line in logs.stdout.splitlines():
+                say(f"  worker log | {line[-300:]}")
         await asyncio.to_thread(stack.run, "start", "worker")
         after = await _final_status(client, auth, order_id, within=60)
     drain = WorkerDrain(

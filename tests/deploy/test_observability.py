@@ -8,8 +8,6 @@ or a rule is one the chassis actually exports (or a Prometheus builtin).
 
 from __future__ import annotations
 
-import json
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,6 +18,15 @@ import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
 from chassis.metrics import registry
+from tests.support.dashboards import (
+    DASHBOARD_FILES,
+    PROMETHEUS_BUILTINS,
+    load,
+    metric_names,
+    panels,
+    queries,
+    recorded_names,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 OBS = ROOT / "deploy" / "observability"
@@ -28,19 +35,10 @@ RULES_DIR = OBS / "prometheus" / "rules"
 RULE_TESTS = OBS / "prometheus" / "tests" / "chassis_test.yml"
 COLLECTOR_CONFIG = OBS / "otel-collector.yaml"
 GRAFANA = OBS / "grafana"
-DASHBOARDS_DIR = GRAFANA / "dashboards"
 DATASOURCES_DIR = GRAFANA / "provisioning" / "datasources"
 DASHBOARD_PROVIDERS_DIR = GRAFANA / "provisioning" / "dashboards"
 
-# Series Prometheus produces itself for every scrape target.
-PROMETHEUS_BUILTINS = frozenset(
-    {"up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_series_added"}
-)
-PROMQL_KEYWORDS = frozenset(
-    {"and", "or", "unless", "bool", "offset", "inf", "nan", "group_left", "group_right"}
-)
 RULE_FILES = sorted(RULES_DIR.glob("*.yml"))
-DASHBOARD_FILES = sorted(DASHBOARDS_DIR.glob("*.json"))
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
@@ -79,29 +77,6 @@ def _exported_metric_names() -> set[str]:
 
 EXPORTED = _exported_metric_names()
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
-_GROUPING = re.compile(
-    r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", re.IGNORECASE
-)
-_BRACES = re.compile(r"\{[^}]*\}")
-_BRACKETS = re.compile(r"\[[^\]]*\]")
-_IDENTIFIER = re.compile(r"(?<![\w.$])([A-Za-z_:][\w:]*)(?!\w)(\s*\()?")
-
-
-def metric_names(expr: str) -> set[str]:
-    """The metric names a PromQL expression selects (functions and labels left out)."""
-    text = _STRING.sub('""', expr)
-    text = _GROUPING.sub(" ", text)
-    text = _BRACES.sub(" ", text)
-    text = _BRACKETS.sub(" ", text)
-    names = set()
-    for match in _IDENTIFIER.finditer(text):
-        name, call = match.group(1), match.group(2)
-        if call or name.lower() in PROMQL_KEYWORDS:
-            continue
-        names.add(name)
-    return names
-
 
 def _rules() -> list[dict[str, Any]]:
     return [
@@ -112,23 +87,8 @@ def _rules() -> list[dict[str, Any]]:
     ]
 
 
-def _recorded_names() -> set[str]:
-    return {rule["record"] for rule in _rules() if "record" in rule}
-
-
-def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every panel, including those nested in collapsed rows."""
-    found = []
-    for panel in dashboard.get("panels", []):
-        if panel.get("type") == "row":
-            found.extend(panel.get("panels", []))
-        else:
-            found.append(panel)
-    return found
-
-
 def _dashboards() -> list[tuple[str, dict[str, Any]]]:
-    return [(path.name, json.loads(path.read_text(encoding="utf-8"))) for path in DASHBOARD_FILES]
+    return [(path.name, load(path)) for path in DASHBOARD_FILES]
 
 
 def _datasources() -> dict[str, str]:
@@ -244,7 +204,7 @@ def test_every_alert_has_severity_annotations_duration_and_a_unit_test() -> None
 
 @pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.name)
 def test_rules_only_use_exported_metrics(path: Path) -> None:
-    recorded = _recorded_names()
+    recorded = recorded_names()
     for group in _load_yaml(path)["groups"]:
         for rule in group["rules"]:
             unknown = metric_names(rule["expr"]) - EXPORTED - PROMETHEUS_BUILTINS - recorded
@@ -316,14 +276,14 @@ def test_expected_dashboards_exist_with_unique_uids() -> None:
 
 @pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda p: p.name)
 def test_dashboard_panels_query_provisioned_datasources(path: Path) -> None:
-    dashboard = json.loads(path.read_text(encoding="utf-8"))
+    dashboard = load(path)
     assert dashboard["uid"]
     assert dashboard["schemaVersion"] >= 36
-    panels = _panels(dashboard)
-    assert panels
-    ids = [p["id"] for p in panels]
+    found = panels(dashboard)
+    assert found
+    ids = [p["id"] for p in found]
     assert len(ids) == len(set(ids)), f"{path.name}: duplicate panel ids"
-    for panel in panels:
+    for panel in found:
         assert panel.get("targets"), f"{path.name} {panel['title']}: no targets"
         for target in panel["targets"]:
             assert target.get("expr", "").strip(), f"{path.name} {panel['title']}: empty expr"
@@ -345,7 +305,7 @@ def test_dashboard_panels_query_provisioned_datasources(path: Path) -> None:
             # Anything else (Jaeger links) names a provisioned datasource of its own type.
             assert ref.get("uid") in provisioned, f"{path.name}: {ref} is not provisioned"
             assert provisioned[ref["uid"]] == ref.get("type"), f"{path.name}: {ref}"
-    for panel in panels:
+    for panel in found:
         assert panel.get("datasource"), f"{path.name} {panel['title']}: no datasource"
         for target in panel["targets"]:
             assert target["datasource"] == panel["datasource"], f"{path.name} {panel['title']}"
@@ -353,16 +313,7 @@ def test_dashboard_panels_query_provisioned_datasources(path: Path) -> None:
 
 @pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda p: p.name)
 def test_dashboards_only_query_exported_metrics(path: Path) -> None:
-    dashboard = json.loads(path.read_text(encoding="utf-8"))
-    exprs = [t["expr"] for panel in _panels(dashboard) for t in panel["targets"]]
-    for variable in dashboard.get("templating", {}).get("list", []):
-        query = variable.get("query")
-        query = query.get("query", "") if isinstance(query, dict) else query or ""
-        # label_values(metric, label): the metric is the first argument.
-        match = re.match(r"\s*label_values\((.*),\s*\w+\)\s*$", query)
-        if match:
-            exprs.append(match.group(1))
-    known = EXPORTED | PROMETHEUS_BUILTINS | _recorded_names()
-    for expr in exprs:
-        unknown = metric_names(expr) - known
-        assert not unknown, f"{path.name}: nobody exports {sorted(unknown)} (in {expr!r})"
+    known = EXPORTED | PROMETHEUS_BUILTINS | recorded_names()
+    for query in queries(path):
+        unknown = metric_names(query.expr) - known
+        assert not unknown, f"{path.name} {query.where}: nobody exports {sorted(unknown)}"

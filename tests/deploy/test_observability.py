@@ -8,6 +8,7 @@ or a rule is one the chassis actually exports (or a Prometheus builtin).
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -200,6 +201,18 @@ def test_every_alert_has_severity_annotations_duration_and_a_unit_test() -> None
         outcomes = tested.get(name, [])
         assert any(outcomes), f"{name}: no unit test where it fires"
         assert not all(outcomes), f"{name}: no unit test where it stays silent"
+
+
+def test_alerts_read_recorded_series_instead_of_repeating_them() -> None:
+    """One definition per quantity: an alert compares a recording with its threshold."""
+    rules = _rules()
+    recorded = {" ".join(r["expr"].split()) for r in rules if "record" in r}
+    for alert in (r for r in rules if "alert" in r):
+        expr = " ".join(alert["expr"].split())
+        repeated = [body for body in recorded if body in expr]
+        assert not repeated, f"{alert['alert']} repeats {repeated}: use the recorded series"
+        # Rates and quantiles over raw series belong in recording rules.
+        assert not re.search(r"\b(rate|histogram_quantile)\s*\(", expr), alert["alert"]
 
 
 @pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.name)

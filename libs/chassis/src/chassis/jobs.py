@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from arq.connections import ArqRedis, RedisSettings
+from arq.connections import ArqRedis
 from arq.constants import default_queue_name
 from arq.cron import CronJob, cron
 from arq.jobs import Job
@@ -31,12 +31,10 @@ from arq.worker import Function, Retry, func
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry as RedisRetry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from chassis.context import get_request_id, request_id_var
 from chassis.heap import freeze_startup_heap
+from chassis.jobs_redis import adopt_redis_settings, redis_settings_for
 from chassis.logging import configure_logging
 from chassis.metrics.registry import JOB_DURATION, JOB_OUTCOMES, QUEUE_DEPTH
 from chassis.settings import BaseServiceSettings
@@ -207,33 +205,6 @@ async def _report_queue_depth(redis: Redis, queue_name: str, interval: float) ->
         await asyncio.sleep(interval)
 
 
-#: How long a worker waits out a lost Redis connection: backoff 0.1 s doubling to 2 s, 35 tries.
-REDIS_OUTAGE_BACKOFF = ExponentialBackoff(cap=2.0, base=0.1)
-REDIS_OUTAGE_RETRIES = 35
-
-
-def redis_settings_for(settings: BaseServiceSettings) -> RedisSettings:
-    """arq's connection settings from the service's ``redis`` group.
-
-    arq's poll loop has no error handling: one failed Redis command ends the
-    worker process. So a command that cannot reach Redis (connection refused or
-    dropped; not a timeout, which may have been applied) is retried with
-    backoff for about a minute, and a Redis restart or blip only pauses the
-    worker; a longer outage still ends it, for its supervisor to restart.
-    """
-    redis = RedisSettings.from_dsn(settings.redis.url)
-    redis.conn_timeout = max(1, math.ceil(settings.redis.connect_timeout_seconds))
-    redis.max_connections = settings.redis.max_connections
-    redis.retry_on_error = [RedisConnectionError]
-    redis.retry = RedisRetry(
-        REDIS_OUTAGE_BACKOFF,
-        REDIS_OUTAGE_RETRIES,
-        # OSError: a refused or timed-out connect, raised bare inside redis-py's own retry.
-        supported_errors=(RedisConnectionError, OSError),  # type: ignore[arg-type]
-    )
-    return redis
-
-
 def worker_settings(
     settings: BaseServiceSettings,
     *,
@@ -251,6 +222,7 @@ def worker_settings(
     poll_delay: float = 0.5,
     queue_depth_interval: float = 15.0,
     database: bool = True,
+    redis_outage_seconds: float = 0,
 ) -> type:
     """A ``WorkerSettings`` class for ``arq`` (``arq mypkg.worker.WorkerSettings``).
 
@@ -260,10 +232,13 @@ def worker_settings(
     starts the queue-depth reporter, then runs `on_startup`. Shutdown runs
     `on_shutdown` first, then closes what start-up opened. On SIGTERM the
     worker stops taking jobs and waits `job_completion_wait` seconds (default:
-    the server's graceful timeout) for running ones.
+    the server's graceful timeout) for running ones. A Redis out of reach
+    pauses the worker for at least `redis_outage_seconds` (0: as long as it
+    lasts) before the worker gives up and exits (`chassis.jobs_redis`).
     """
 
     async def startup(ctx: dict[str, Any]) -> None:
+        await adopt_redis_settings(ctx["redis"], settings)
         configure_logging(settings)
         ctx["settings"] = settings
         ctx["tracer_provider"] = configure_tracing(settings)
@@ -313,7 +288,7 @@ def worker_settings(
         {
             "functions": list(functions),
             "cron_jobs": list(cron_jobs),
-            "redis_settings": redis_settings_for(settings),
+            "redis_settings": redis_settings_for(settings, outage_seconds=redis_outage_seconds),
             "queue_name": queue_name,
             "on_startup": startup,
             "on_shutdown": shutdown,

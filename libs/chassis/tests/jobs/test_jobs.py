@@ -5,7 +5,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import structlog
@@ -24,13 +23,10 @@ from chassis.jobs import (
     enqueue,
     job,
     job_id_for,
-    redis_settings_for,
     update_queue_depth,
     worker_settings,
 )
 from chassis.settings import BaseServiceSettings
-from chassis.testing import eventually
-from chassis.testing.faultproxy import FaultProxy
 from chassis.testing.jobs import close_worker
 from chassis.testing.jobs import run_burst as run_worker_burst
 
@@ -250,23 +246,6 @@ async def test_queue_depth_is_the_size_of_the_queue(arq_pool: ArqRedis, queue: s
     assert sample("queue_depth", queue=queue) == 3
 
 
-def test_arq_connects_where_the_settings_say() -> None:
-    settings = BaseServiceSettings(
-        redis={"url": "redis://:pw@cache.internal:6380/4", "connect_timeout_seconds": 2.5}
-    )
-
-    redis = redis_settings_for(settings)
-
-    assert (redis.host, redis.port, redis.database, redis.password) == (
-        "cache.internal",
-        6380,
-        4,
-        "pw",
-    )
-    assert redis.conn_timeout == 3
-    assert redis.max_connections == settings.redis.max_connections
-
-
 async def test_worker_settings_give_arq_a_worker_with_logging_database_and_hooks(
     arq_pool: ArqRedis, redis_url: str, postgres_url: str, queue: str
 ) -> None:
@@ -344,47 +323,3 @@ async def test_a_worker_without_a_database_opens_none(
 
     assert seen == [set()]
     assert not (tmp_path / "data").exists()
-
-
-async def test_a_worker_waits_out_a_redis_outage_instead_of_exiting(
-    arq_pool: ArqRedis, redis_url: str, queue: str, tmp_path: Any
-) -> None:
-    target = urlsplit(redis_url)
-    name = unique("test.after_outage")
-    ran: list[bool] = []
-
-    @job(name)
-    async def after_outage(ctx: dict[str, Any]) -> None:
-        ran.append(True)
-
-    with FaultProxy(target.hostname or "127.0.0.1", target.port or 6379) as proxy:
-        settings = BaseServiceSettings(
-            service_name="outage",
-            redis={"url": f"redis://{proxy.address}{target.path}"},
-            data_dir=tmp_path / "data",
-        )
-        settings_cls = worker_settings(
-            settings, functions=[after_outage], queue_name=queue, database=False, poll_delay=0.01
-        )
-        worker = create_worker(settings_cls, handle_signals=False)
-        running = asyncio.create_task(worker.async_run())
-        try:
-            await asyncio.sleep(0.3)  # polling the queue through the proxy
-            proxy.down()  # refused and cut: arq's poll loop would raise and end the worker
-            await asyncio.sleep(1.0)
-            assert not running.done(), running.exception()
-            proxy.up()
-            await enqueue(arq_pool, name, queue_name=queue)
-            # Counted as complete before its result is written: wait for the task to end too,
-            # or cancelling the worker below cancels the write and close() re-raises it.
-            await eventually(
-                lambda: (
-                    worker.jobs_complete == 1 and all(task.done() for task in worker.tasks.values())
-                ),
-                within=10,
-            )
-            assert ran == [True]
-        finally:
-            running.cancel()
-            await asyncio.gather(running, return_exceptions=True)
-            await close_worker(worker)

@@ -69,6 +69,7 @@ def build_worker_settings(settings: Settings, *, rng: random.Random | None = Non
         max_jobs=settings.jobs.max_jobs,
         max_tries=settings.fulfil.max_tries,
         queue_depth_interval=settings.jobs.queue_depth_interval_seconds,
+        redis_outage_seconds=settings.jobs.redis_outage_seconds,
         # Stateless: orders owns its database and the outbox relay runs there (ADR 0006).
         database=False,
     )

@@ -40,6 +40,10 @@ class JobsSettings(_Group):
     """Jobs run at the same time by one worker process."""
     queue_depth_interval_seconds: float = Field(default=15.0, gt=0)
     """How often the queue-depth gauge is sampled between scrapes."""
+    redis_outage_seconds: float = Field(default=0.0, ge=0)
+    """How long the worker waits out a Redis that refuses, cuts or stops answering (each
+    command tried again with backoff) before it exits for its supervisor to restart; 0 waits
+    as long as the outage lasts. Readiness reports Redis down meanwhile."""
 
 
 class FulfilSettings(_Group):

@@ -1,0 +1,151 @@
+"""arq's Redis connection, made to wait out an outage instead of ending the worker.
+
+arq's poll loop has no error handling: one failed Redis command ends the
+worker process, and a restart cannot bring Redis back. `redis_settings_for`
+gives arq a pool whose commands are tried again, with backoff, while Redis
+refuses, cuts or stops answering (a partition drops packets: only timeouts
+tell); `adopt_redis_settings` then gives that pool what arq cannot pass it:
+the command timeout, health checks, and connections that retry their
+handshake too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from arq.connections import RedisSettings
+from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import AbstractBackoff, ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from chassis.settings import BaseServiceSettings
+
+__all__ = [
+    "REDIS_OUTAGE_BACKOFF",
+    "REDIS_OUTAGE_ERRORS",
+    "OutageRetry",
+    "adopt_redis_settings",
+    "redis_settings_for",
+]
+
+T = TypeVar("T")
+
+#: Waits between tries while Redis is out of reach: 0.2 s doubling to 2 s.
+REDIS_OUTAGE_BACKOFF = ExponentialBackoff(cap=2.0, base=0.1)
+
+#: A command that raised one of these did not reach Redis or got no answer: refused or cut
+#: (ConnectionError), no answer within the socket timeout (TimeoutError), and what opening
+#: a socket raises bare inside redis-py's own retry (OSError; a connect timeout is
+#: asyncio.TimeoutError, an OSError since Python 3.11).
+REDIS_OUTAGE_ERRORS: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+
+class OutageRetry(Retry):
+    """redis-py's `Retry`, bounded by time instead of by tries.
+
+    A call is tried again until `seconds` have passed since its first failure
+    (0: forever). redis-py nests retries (a command's retry reconnects, and the
+    connect has its own): counted tries would multiply, elapsed time does not.
+    """
+
+    __slots__ = ("_seconds",)
+
+    def __init__(
+        self,
+        backoff: AbstractBackoff,
+        seconds: float,
+        supported_errors: tuple[type[Exception], ...] = REDIS_OUTAGE_ERRORS,
+    ) -> None:
+        super().__init__(backoff, -1, supported_errors)  # type: ignore[arg-type]
+        self._seconds = seconds
+
+    async def call_with_retry(
+        self, do: Callable[[], Awaitable[T]], fail: Callable[[RedisError], Any]
+    ) -> T:
+        self._backoff.reset()  # type: ignore[no-untyped-call]
+        failures = 0
+        first_failure: float | None = None
+        while True:
+            try:
+                return await do()
+            except self._supported_errors as error:
+                failures += 1
+                await fail(error)
+                now = time.monotonic()
+                first_failure = now if first_failure is None else first_failure
+                if self._seconds > 0 and now - first_failure >= self._seconds:
+                    raise
+                await asyncio.sleep(self._backoff.compute(failures))
+
+
+class _PatientConnection(AbstractConnection):
+    """A connection whose whole connect is retried, handshake included.
+
+    redis-py retries opening the socket, but not the handshake after it
+    (SELECT, AUTH, CLIENT SETINFO), and a pool hands out a closed connection
+    outside any command's retry: a Redis that accepts but does not answer
+    (stopped, or a middlebox) would fail the command at once.
+    """
+
+    async def connect(self) -> None:
+        if self.is_connected:
+            return
+        await self.retry.call_with_retry(super().connect, lambda _error: self.disconnect())
+
+
+def _patient(connection_class: type[AbstractConnection]) -> type[AbstractConnection]:
+    if issubclass(connection_class, _PatientConnection):
+        return connection_class
+    name = f"Patient{connection_class.__name__}"
+    return type(name, (_PatientConnection, connection_class), {})
+
+
+def redis_settings_for(
+    settings: BaseServiceSettings, *, outage_seconds: float = 0
+) -> RedisSettings:
+    """arq's connection settings from the service's ``redis`` group.
+
+    A command that cannot reach Redis, or gets no answer in time, is tried
+    again for `outage_seconds` (0: for as long as the outage lasts): an outage
+    only pauses the worker, whose readiness reports Redis down meanwhile. A
+    timed-out command may have run: arq's commands are safe to repeat, except
+    that a repeated INCR may count one job try twice.
+    """
+    redis = RedisSettings.from_dsn(settings.redis.url)
+    redis.conn_timeout = max(1, math.ceil(settings.redis.connect_timeout_seconds))
+    redis.max_connections = settings.redis.max_connections
+    # Timeouts are named here rather than by retry_on_timeout=True, which only appends
+    # TimeoutError to this same list, on every client and connection redis-py makes.
+    redis.retry_on_error = [RedisConnectionError, RedisTimeoutError]
+    redis.retry = OutageRetry(REDIS_OUTAGE_BACKOFF, outage_seconds)
+    return redis
+
+
+async def adopt_redis_settings(redis: Redis, settings: BaseServiceSettings) -> None:
+    """Give arq's pool the command timeout, health checks and patient connections.
+
+    arq passes no socket timeout to its pool: a command sent to a Redis that
+    stopped answering would wait forever, and no retry would start. New
+    connections get all three; the pool's existing ones (arq's PING and INFO
+    at start, none in use) are closed and forgotten, so that every connection
+    from here on has them.
+    """
+    pool = redis.connection_pool
+    pool.connection_kwargs["socket_timeout"] = settings.redis.socket_timeout_seconds
+    pool.connection_kwargs["health_check_interval"] = settings.redis.health_check_interval_seconds
+    pool.connection_class = _patient(pool.connection_class)
+    await pool.disconnect()
+    pool.reset()  # type: ignore[no-untyped-call]

@@ -1,0 +1,194 @@
+"""The worker's Redis connection: where it connects, and how it waits out an outage."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.worker import Worker, create_worker
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from chassis.jobs import enqueue, job, worker_settings
+from chassis.jobs_redis import adopt_redis_settings, redis_settings_for
+from chassis.settings import BaseServiceSettings
+from chassis.testing import eventually
+from chassis.testing.faultproxy import FaultProxy
+from chassis.testing.jobs import close_worker
+
+#: Short enough that an outage of a few seconds spans many timed-out tries.
+SOCKET_TIMEOUT = 0.2
+
+
+@pytest.fixture
+async def arq_pool(redis_url: str) -> AsyncIterator[ArqRedis]:
+    pool = await create_pool(RedisSettings.from_dsn(redis_url))
+    try:
+        yield pool
+    finally:
+        await pool.aclose()
+
+
+@pytest.fixture
+def proxy(redis_url: str) -> Iterator[FaultProxy]:
+    """A fault proxy in front of the test's Redis."""
+    target = urlsplit(redis_url)
+    with FaultProxy(target.hostname or "127.0.0.1", target.port or 6379) as proxy:
+        yield proxy
+
+
+def settings_via(proxy: FaultProxy, redis_url: str, tmp_path: Path) -> BaseServiceSettings:
+    return BaseServiceSettings(
+        service_name="outage",
+        redis={
+            "url": f"redis://{proxy.address}{urlsplit(redis_url).path}",
+            "socket_timeout_seconds": SOCKET_TIMEOUT,
+            "connect_timeout_seconds": SOCKET_TIMEOUT,
+        },
+        data_dir=tmp_path / "data",
+    )
+
+
+def queue() -> str:
+    return f"test:queue:{uuid.uuid4().hex[:8]}"
+
+
+def start(
+    settings: BaseServiceSettings, functions: list[Any], *, queue_name: str, **options: Any
+) -> tuple[Worker, asyncio.Task[None]]:
+    settings_cls = worker_settings(
+        settings,
+        functions=functions,
+        queue_name=queue_name,
+        database=False,
+        poll_delay=0.01,
+        **options,
+    )
+    worker = create_worker(settings_cls, handle_signals=False)
+    return worker, asyncio.create_task(worker.async_run())
+
+
+async def stop(worker: Worker, running: asyncio.Task[None]) -> None:
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    await close_worker(worker)
+
+
+async def job_done(worker: Worker) -> None:
+    # Counted as complete before its result is written: wait for the task to end too,
+    # or cancelling the worker cancels the write and close() re-raises it.
+    await eventually(
+        lambda: worker.jobs_complete == 1 and all(task.done() for task in worker.tasks.values()),
+        within=20,
+    )
+
+
+def test_arq_connects_where_the_settings_say() -> None:
+    settings = BaseServiceSettings(
+        redis={"url": "redis://:pw@cache.internal:6380/4", "connect_timeout_seconds": 2.5}
+    )
+
+    redis = redis_settings_for(settings)
+
+    assert (redis.host, redis.port, redis.database, redis.password) == (
+        "cache.internal",
+        6380,
+        4,
+        "pw",
+    )
+    assert redis.conn_timeout == 3
+    assert redis.max_connections == settings.redis.max_connections
+
+
+async def test_a_worker_waits_out_a_redis_outage_instead_of_exiting(
+    arq_pool: ArqRedis, redis_url: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    name = f"test.after_outage.{uuid.uuid4().hex[:8]}"
+    queue_name = queue()
+    ran: list[bool] = []
+
+    @job(name)
+    async def after_outage(ctx: dict[str, Any]) -> None:
+        ran.append(True)
+
+    worker, running = start(
+        settings_via(proxy, redis_url, tmp_path), [after_outage], queue_name=queue_name
+    )
+    try:
+        await asyncio.sleep(0.3)  # polling the queue through the proxy
+        proxy.down()  # refused and cut: arq's poll loop would raise and end the worker
+        await asyncio.sleep(1.0)
+        assert not running.done(), running.exception()
+        proxy.up()
+        await enqueue(arq_pool, name, queue_name=queue_name)
+        await job_done(worker)
+        assert ran == [True]
+    finally:
+        await stop(worker, running)
+
+
+async def test_a_blackholed_redis_pauses_the_worker_for_as_long_as_it_lasts(
+    arq_pool: ArqRedis, redis_url: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """Packets dropped: only timeouts tell. A worker given a budget gives up once it is spent
+    (so its commands did time out); one given none waits, and works again after the heal."""
+    name = f"test.after_blackhole.{uuid.uuid4().hex[:8]}"
+    patient_queue, bounded_queue = queue(), queue()
+    ran: list[bool] = []
+
+    @job(name)
+    async def after_blackhole(ctx: dict[str, Any]) -> None:
+        ran.append(True)
+
+    settings = settings_via(proxy, redis_url, tmp_path)
+    patient, patient_running = start(settings, [after_blackhole], queue_name=patient_queue)
+    bounded, bounded_running = start(
+        settings, [after_blackhole], queue_name=bounded_queue, redis_outage_seconds=1.0
+    )
+    try:
+        await asyncio.sleep(0.3)  # both polling through the proxy
+        proxy.blackhole()
+        await eventually(bounded_running.done, within=30, message="the budget never ran out")
+        assert isinstance(bounded_running.exception(), RedisTimeoutError)
+        await asyncio.sleep(2.0)  # the patient one keeps waiting, well past the budget
+        assert not patient_running.done(), patient_running.exception()
+        proxy.heal()
+        await enqueue(arq_pool, name, queue_name=patient_queue)
+        await job_done(patient)
+        assert ran == [True]
+    finally:
+        proxy.heal()  # the bounded worker's close() talks to Redis too
+        await stop(patient, patient_running)
+        with contextlib.suppress(RedisTimeoutError):
+            await stop(bounded, bounded_running)
+
+
+async def test_a_command_waits_out_a_blackhole_even_on_a_connection_closed_by_it(
+    redis_url: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """A cancelled command leaves a closed connection in the pool; the next command gets it
+    outside any command's retry, and its reconnect's handshake gets no answer either."""
+    settings = settings_via(proxy, redis_url, tmp_path)
+    pool = await create_pool(redis_settings_for(settings))
+    try:
+        await adopt_redis_settings(pool, settings)
+        assert await pool.ping()
+        proxy.blackhole()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SOCKET_TIMEOUT / 2):
+                await pool.ping()  # given up by its caller, as a readiness check does
+        written = asyncio.create_task(pool.set("after-blackhole", b"kept"))
+        await asyncio.sleep(2.0)  # many socket timeouts
+        assert not written.done(), written.exception()
+        proxy.heal()
+        async with asyncio.timeout(20):
+            assert await written
+        assert await pool.get("after-blackhole") == b"kept"
+    finally:
+        await pool.aclose()

@@ -21,6 +21,7 @@ REPORT_PATH = ROOT / "docs" / "reliability.md"
 #: The short deadlines, thresholds and TTLs the suite's platform runs with (seconds unless named).
 SETTINGS: dict[str, float] = {
     "redis_outage": 10.0,
+    "redis_blackhole": 15.0,
     "redis_socket_timeout": 0.5,
     "orders_request_timeout": 3.0,
     "db_connect_timeout": 1.0,
@@ -110,6 +111,16 @@ SCENARIOS: tuple[Scenario, ...] = (
         "An outbox row relayed again and an event published twice are applied once: each "
         "event reaches the WebSocket once, the fulfilment job does not run again, no "
         "second state change.",
+    ),
+    Scenario(
+        "redis-blackholed",
+        f"Redis blackholed {_s('redis_blackhole')} s (packets dropped: only timeouts tell)",
+        "The worker's process runs through the outage (its commands time out after "
+        f"{_s('redis_socket_timeout')} s and are tried again with backoff, for as long as it "
+        "lasts: `WORKER_JOBS__REDIS_OUTAGE_SECONDS=0`), live throughout and not ready, "
+        "naming Redis; ready again after the heal, same process; an order placed just before "
+        "and one during the outage are each fulfilled once: one `order.confirmed` and one "
+        "`order.fulfilled` event each.",
     ),
 )
 

@@ -5,18 +5,79 @@ Requests start on a fixed schedule whether or not earlier ones have answered
 a hung dependency shows up as slow answers, not as a slower client. Every
 outcome is kept: status, latency, body when it is a problem, or the transport
 error's type.
+
+`Patient` is the client a scenario uses when the gateway's latency is not what
+it judges: it sends each request again, unchanged (an order keeps its
+Idempotency-Key), while the gateway answers that orders was too slow for its
+deadline, so a loaded machine's 504 is a retry, and only a request never
+answered is a failure.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
 Send = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
+Build = Callable[[httpx.AsyncClient], httpx.Request]
+
+#: How long a `Patient` client keeps one request before it gives up: a machine loaded
+#: past this is not slow but broken.
+PATIENCE_SECONDS = 60.0
+RETRY_PAUSE_SECONDS = 0.5
+
+
+def too_slow(response: httpx.Response) -> bool:
+    """The gateway's own answers to a slow upstream: its deadline passed (504), or the
+    breaker those timeouts opened failed the call fast (503 "circuit open")."""
+    if response.status_code == 504:
+        return True
+    return response.status_code == 503 and "circuit open" in response.text
+
+
+@dataclass
+class Patient:
+    """Sends each request until the gateway stops answering `too_slow` (up to `patience`)."""
+
+    patience: float = PATIENCE_SECONDS
+    retried: int = 0
+    """Answers sent again because they were `too_slow`."""
+
+    def send(self, build: Build) -> Send:
+        """A `Send` that builds its request once and sends it again while it is too slow."""
+
+        async def send(client: httpx.AsyncClient) -> httpx.Response:
+            request = build(client)
+            deadline = time.monotonic() + self.patience
+            while True:
+                response = await client.send(request)
+                if not too_slow(response) or time.monotonic() > deadline:
+                    return response
+                self.retried += 1
+                await asyncio.sleep(RETRY_PAUSE_SECONDS)
+
+        return send
+
+    def place(self, order: dict[str, Any], auth: dict[str, str]) -> Send:
+        """POST a new order per call, under its own Idempotency-Key: placed once however often
+        it is sent."""
+        return self.send(
+            lambda c: c.build_request(
+                "POST",
+                "/api/v1/orders",
+                json=order,
+                headers={**auth, "Idempotency-Key": str(uuid.uuid4())},
+            )
+        )
+
+    def get(self, path: str, headers: dict[str, str]) -> Send:
+        return self.send(lambda c: c.build_request("GET", path, headers=headers))
 
 
 @dataclass

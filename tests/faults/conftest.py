@@ -16,12 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -31,7 +30,6 @@ import psycopg
 import pytest
 import redis
 import redis.asyncio
-import websockets
 from arq.constants import in_progress_key_prefix
 
 from chassis.jobs import job_id_for
@@ -289,48 +287,6 @@ async def wait_ready(url: str, *, within: float = 30.0) -> None:
                 pass
             assert time.monotonic() < deadline, f"{url} not ready within {within:g}s"
             await asyncio.sleep(0.1)
-
-
-@dataclass
-class EventLog:
-    """Every order event a WebSocket received, in arrival order."""
-
-    events: list[dict[str, Any]] = field(default_factory=list)
-    closed: str | None = None
-
-    def of(self, order_id: str) -> list[str]:
-        return [e["type"] for e in self.events if e["payload"]["order"]["id"] == order_id]
-
-    def ids(self) -> list[str]:
-        return [e["id"] for e in self.events]
-
-
-@asynccontextmanager
-async def event_socket(faults: FaultPlatform, token: str) -> AsyncIterator[EventLog]:
-    """A WebSocket at the gateway, read in the background into an `EventLog`."""
-    log = EventLog()
-    url = faults.gateway.replace("http://", "ws://") + "/ws/events"
-    async with websockets.connect(
-        url, additional_headers={"Authorization": f"Bearer {token}"}
-    ) as socket:
-
-        async def read() -> None:
-            try:
-                async for raw in socket:
-                    message = json.loads(raw)
-                    if message["type"] == "event":
-                        log.events.append(message["event"])
-            except websockets.ConnectionClosed as exc:
-                log.closed = f"{exc.rcvd.code if exc.rcvd else 'no close frame'}"
-            else:
-                log.closed = "closed"
-
-        reader = asyncio.create_task(read())
-        try:
-            yield log
-        finally:
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
 
 
 async def orders_query(faults: FaultPlatform, sql: str, *params: Any) -> list[tuple[Any, ...]]:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.support.figures import Figures, describe
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT_PATH = ROOT / "docs" / "reliability.md"
@@ -128,25 +130,13 @@ SCENARIO_IDS = tuple(scenario.id for scenario in SCENARIOS)
 
 
 @dataclass
-class Reliability:
+class Reliability(Figures):
     """Session-wide collector: each scenario's measured figures, and which ones passed."""
 
-    measured: dict[str, dict[str, Any]] = field(default_factory=dict)
-    passed: set[str] = field(default_factory=set)
-
-    def record(self, scenario_id: str, **figures: Any) -> None:
-        if scenario_id not in SCENARIO_IDS:
-            raise KeyError(f"unknown scenario {scenario_id!r}")
-        self.measured.setdefault(scenario_id, {}).update(figures)
+    known: tuple[str, ...] = SCENARIO_IDS
 
     def complete(self) -> bool:
         return all(sid in self.passed and sid in self.measured for sid in SCENARIO_IDS)
-
-
-def _figure(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
 
 
 def render(measured: Mapping[str, Mapping[str, Any]], *, when: dt.datetime) -> str:
@@ -168,8 +158,7 @@ def render(measured: Mapping[str, Mapping[str, Any]], *, when: dt.datetime) -> s
         "|---|---|---|",
     ]
     for scenario in SCENARIOS:
-        figures = measured.get(scenario.id, {})
-        text = "; ".join(f"{name.replace('_', ' ')}: {_figure(v)}" for name, v in figures.items())
-        lines.append(f"| {scenario.title} | {scenario.promise} | {text or 'not run'} |")
+        text = describe(measured.get(scenario.id, {}))
+        lines.append(f"| {scenario.title} | {scenario.promise} | {text} |")
     lines.append("")
     return "\n".join(lines)

@@ -16,7 +16,6 @@ from tests.faults.conftest import (
     FIRST_TEST_TIMEOUT,
     FaultPlatform,
     account,
-    event_socket,
     order_status,
     orders_query,
     outbox_types,
@@ -24,6 +23,7 @@ from tests.faults.conftest import (
 from tests.faults.load import Patient, SteadyLoad, summary
 from tests.faults.report import Reliability
 from tests.support.accounts import ORDER, bearer
+from tests.support.events import event_socket
 
 SCENARIO = "duplicate-delivery"
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(FIRST_TEST_TIMEOUT)]
@@ -83,7 +83,7 @@ async def test_an_event_delivered_twice_is_applied_once(
 
     async with (
         httpx.AsyncClient(base_url=faults.gateway, timeout=10) as client,
-        event_socket(faults, gina["access_token"]) as log,
+        event_socket(faults.gateway, gina["access_token"]) as log,
     ):
         load = SteadyLoad(client, place, rate=RATE).start()
         created = await place(client)

@@ -13,12 +13,12 @@ from tests.faults.conftest import (
     FIRST_TEST_TIMEOUT,
     FaultPlatform,
     account,
-    event_socket,
     orders_query,
 )
 from tests.faults.load import Patient, SteadyLoad, summary
 from tests.faults.report import SETTINGS, Reliability
 from tests.support.accounts import ORDER, bearer
+from tests.support.events import event_socket
 
 SCENARIO = "redis-down"
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(FIRST_TEST_TIMEOUT)]
@@ -43,7 +43,7 @@ async def test_orders_placed_while_redis_is_down_deliver_every_event_after_it_re
 
     async with (
         httpx.AsyncClient(base_url=faults.gateway, timeout=10) as client,
-        event_socket(faults, alice["access_token"]) as log,
+        event_socket(faults.gateway, alice["access_token"]) as log,
     ):
         load = SteadyLoad(client, patient.place(ORDER, auth), rate=RATE).start()
         await asyncio.sleep(2)

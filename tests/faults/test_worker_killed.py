@@ -15,7 +15,6 @@ from tests.faults.conftest import (
     FIRST_TEST_TIMEOUT,
     FaultPlatform,
     account,
-    event_socket,
     fulfilment_jobs_running,
     order_status,
     outbox_types,
@@ -25,6 +24,7 @@ from tests.faults.conftest import (
 from tests.faults.load import Patient, SteadyLoad, summary
 from tests.faults.report import SETTINGS, Reliability
 from tests.support.accounts import ORDER, bearer
+from tests.support.events import event_socket
 
 SCENARIO = "worker-killed"
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(FIRST_TEST_TIMEOUT)]
@@ -59,7 +59,7 @@ async def test_a_job_killed_mid_way_runs_again_after_restart_with_one_effect(
 
     async with (
         httpx.AsyncClient(base_url=faults.gateway, timeout=10) as client,
-        event_socket(faults, erin["access_token"]) as log,
+        event_socket(faults.gateway, erin["access_token"]) as log,
     ):
         load = SteadyLoad(client, place, rate=RATE).start()
         created = await place(client)

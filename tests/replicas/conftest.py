@@ -14,13 +14,11 @@ section of docs/reliability.md is rewritten from what they measured.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,6 @@ from typing import Any
 import psycopg
 import pytest
 import redis
-import websockets
 
 from chassis.testing.plugin import redis_test_url
 from tests.replicas.balancer import Nginx, Upstream, nginx_available
@@ -208,48 +205,6 @@ def _start_all(platforms: list[Platform]) -> None:
 
 
 # --- client side -----------------------------------------------------------------------
-
-
-@dataclass
-class EventLog:
-    """Order events one WebSocket received, and how it ended."""
-
-    gateway: str
-    events: list[dict[str, Any]] = field(default_factory=list)
-    closed: int | str | None = None
-
-    def of(self, order_id: str) -> list[str]:
-        return [e["type"] for e in self.events if e["payload"]["order"]["id"] == order_id]
-
-    def ids(self) -> list[str]:
-        return [e["id"] for e in self.events]
-
-
-@asynccontextmanager
-async def event_socket(base_url: str, token: str, log: EventLog) -> AsyncIterator[EventLog]:
-    """A WebSocket at `base_url`, read in the background into `log`."""
-    url = base_url.replace("http://", "ws://") + "/ws/events"
-    async with websockets.connect(
-        url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=20
-    ) as socket:
-
-        async def read() -> None:
-            try:
-                async for raw in socket:
-                    message = json.loads(raw)
-                    if message["type"] == "event":
-                        log.events.append(message["event"])
-            except websockets.ConnectionClosed as exc:
-                log.closed = exc.rcvd.code if exc.rcvd else "no close frame"
-            else:
-                log.closed = "closed"
-
-        reader = asyncio.create_task(read())
-        try:
-            yield log
-        finally:
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
 
 
 # --- the report -----------------------------------------------------------------------

@@ -31,12 +31,11 @@ from tests.replicas.conftest import (
     KEY_REFRESH_SECONDS,
     RATE_LIMIT,
     RATE_LIMIT_PATH,
-    EventLog,
     Replicas,
-    event_socket,
 )
 from tests.replicas.report import REPORT
 from tests.support.accounts import ORDER, PASSWORD, bearer, sign_up_and_log_in
+from tests.support.events import EventLog, event_socket
 
 SECTION = "replicas"
 #: The first test also waits for the eight processes to start on a busy 2-core machine.

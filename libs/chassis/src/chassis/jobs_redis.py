@@ -122,7 +122,10 @@ def redis_settings_for(
     again for `outage_seconds` (0: for as long as the outage lasts): an outage
     only pauses the worker, whose readiness reports Redis down meanwhile. A
     timed-out command may have run: arq's commands are safe to repeat, except
-    that a repeated INCR may count one job try twice.
+    that a repeated INCR may count one job try twice. A stop during the outage
+    waits too: arq's close() deletes its health key before the shutdown hook
+    runs, so the worker exits when Redis answers, the budget is spent, or its
+    supervisor kills it (jobs are at-least-once: a killed one runs again).
     """
     redis = RedisSettings.from_dsn(settings.redis.url)
     redis.conn_timeout = max(1, math.ceil(settings.redis.connect_timeout_seconds))

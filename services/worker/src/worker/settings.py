@@ -43,7 +43,9 @@ class JobsSettings(_Group):
     redis_outage_seconds: float = Field(default=0.0, ge=0)
     """How long the worker waits out a Redis that refuses, cuts or stops answering (each
     command tried again with backoff) before it exits for its supervisor to restart; 0 waits
-    as long as the outage lasts. Readiness reports Redis down meanwhile."""
+    as long as the outage lasts. Readiness reports Redis down meanwhile. A SIGTERM during the
+    outage stops taking jobs, but the exit waits for Redis too (arq's close() clears its
+    health key first): within this time, or until the supervisor's kill."""
 
 
 class FulfilSettings(_Group):

@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 OBS = ROOT / "deploy" / "observability"
 PROMETHEUS_CONFIG = OBS / "prometheus" / "prometheus.yml"
 RULES_DIR = OBS / "prometheus" / "rules"
-RULE_TESTS = OBS / "prometheus" / "tests" / "chassis_test.yml"
+RULE_TESTS_DIR = OBS / "prometheus" / "tests"
+RULE_TESTS = sorted(RULE_TESTS_DIR.glob("*_test.yml"))
 COLLECTOR_CONFIG = OBS / "otel-collector.yaml"
 GRAFANA = OBS / "grafana"
 DATASOURCES_DIR = GRAFANA / "provisioning" / "datasources"
@@ -158,8 +159,9 @@ def test_rules_are_valid() -> None:
 
 
 @needs_promtool
-def test_rule_unit_tests_pass() -> None:
-    result = _promtool("test", "rules", str(RULE_TESTS.relative_to(ROOT)))
+@pytest.mark.parametrize("path", RULE_TESTS, ids=lambda p: p.name)
+def test_rule_unit_tests_pass(path: Path) -> None:
+    result = _promtool("test", "rules", str(path.relative_to(ROOT)))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -187,10 +189,12 @@ def test_every_alert_has_severity_annotations_duration_and_a_unit_test() -> None
         "QueueBacklog",
         "OutboxLag",
         "TargetDown",
+        *SLO_ALERTS,
     }
     assert expected <= {a["alert"] for a in alerts}
     tested: dict[str, list[list[Any]]] = {}
-    for case in _load_yaml(RULE_TESTS)["tests"]:
+    cases = [case for path in RULE_TESTS for case in _load_yaml(path)["tests"]]
+    for case in cases:
         for check in case.get("alert_rule_test", []):
             tested.setdefault(check["alertname"], []).append(check.get("exp_alerts") or [])
     for alert in alerts:
@@ -201,6 +205,59 @@ def test_every_alert_has_severity_annotations_duration_and_a_unit_test() -> None
         outcomes = tested.get(name, [])
         assert any(outcomes), f"{name}: no unit test where it fires"
         assert not all(outcomes), f"{name}: no unit test where it stays silent"
+
+
+SLO_ALERTS = {
+    "GatewayAvailabilityFastBurn",
+    "GatewayAvailabilitySlowBurn",
+    "GatewayLatencyFastBurn",
+    "GatewayLatencySlowBurn",
+}
+SLO_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d")
+SLOS = {"gateway-availability": 0.995, "gateway-latency": 0.99}
+# The SRE workbook's pairs: (burn rate, long window, short window) per severity.
+BURN_RATES = {
+    "critical": {("14.4", "1h", "5m"), ("6", "6h", "30m")},
+    "warning": {("3", "1d", "2h"), ("1", "3d", "6h")},
+}
+
+
+def test_every_slo_is_recorded_for_every_window_with_its_objective() -> None:
+    rules = [rule for rule in _rules() if "record" in rule]
+    by_slo: dict[str, set[str]] = {}
+    for rule in rules:
+        if rule["record"].startswith("slo:sli_error:ratio_rate"):
+            window = rule["record"].removeprefix("slo:sli_error:ratio_rate")
+            by_slo.setdefault(rule["labels"]["slo"], set()).add(window)
+            assert f"[{window}]" in rule["expr"], rule["record"]
+            # The SLI is the gateway's API and JWKS, never the long-lived event stream.
+            assert 'route!="/api/v1/events"' in rule["expr"], rule["record"]
+    assert by_slo == {slo: set(SLO_WINDOWS) for slo in SLOS}
+    objectives = {
+        rule["labels"]["slo"]: float(rule["expr"].removeprefix("vector(").removesuffix(")"))
+        for rule in rules
+        if rule["record"] == "slo:objective:ratio"
+    }
+    assert objectives == SLOS
+    assert "slo:error_budget_remaining:ratio" in {rule["record"] for rule in rules}
+
+
+def test_slo_alerts_pair_a_long_and_a_short_window_per_burn_rate() -> None:
+    pair = re.compile(
+        r"slo:sli_error:ratio_rate(\w+)\{slo=\"([\w-]+)\"\}\s*>\s*on \(slo, service\) "
+        r"\(([\d.]+) \* \(1 - slo:objective:ratio\{slo=\"([\w-]+)\"\}\)\)"
+    )
+    alerts = {rule["alert"]: rule for rule in _rules() if rule.get("alert") in SLO_ALERTS}
+    assert set(alerts) == SLO_ALERTS
+    for name, alert in alerts.items():
+        found = pair.findall(" ".join(alert["expr"].split()))
+        slos = {slo for _, slo, _, objective in found} | {o for *_, o in found}
+        assert slos == {"gateway-availability" if "Availability" in name else "gateway-latency"}
+        # Conditions come as (long and short) with the same factor, in that order.
+        conditions = [(factor, window) for window, _, factor, _ in found]
+        pairs = {(a[0], a[1], b[1]) for a, b in zip(conditions[::2], conditions[1::2], strict=True)}
+        assert all(a[0] == b[0] for a, b in zip(conditions[::2], conditions[1::2], strict=True))
+        assert pairs == BURN_RATES[alert["labels"]["severity"]], name
 
 
 def test_alerts_read_recorded_series_instead_of_repeating_them() -> None:

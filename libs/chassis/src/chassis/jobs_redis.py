@@ -126,6 +126,10 @@ def redis_settings_for(
     waits too: arq's close() deletes its health key before the shutdown hook
     runs, so the worker exits when Redis answers, the budget is spent, or its
     supervisor kills it (jobs are at-least-once: a killed one runs again).
+
+    One gap is arq's own: a connection lost between the WATCH and the EXEC
+    with which arq claims a job raises WatchError (redis-py cannot retry a
+    lost WATCH) out of the poll loop, which still ends the worker.
     """
     redis = RedisSettings.from_dsn(settings.redis.url)
     redis.conn_timeout = max(1, math.ceil(settings.redis.connect_timeout_seconds))

@@ -31,6 +31,7 @@ from opentelemetry import trace
 
 from chassis.context import request_id_var
 from chassis.settings import BaseServiceSettings
+from chassis.tracing.sampling import unsampled_trace
 
 REDACTED = "[REDACTED]"
 
@@ -112,6 +113,11 @@ def add_request_and_trace_ids(
     if context.is_valid:
         event_dict.setdefault("trace_id", format(context.trace_id, "032x"))
         event_dict.setdefault("span_id", format(context.span_id, "016x"))
+    else:
+        # A request served unsampled has no span, only the trace id it came with.
+        unsampled = unsampled_trace.get()
+        if unsampled:
+            event_dict.setdefault("trace_id", format(unsampled, "032x"))
     return event_dict
 
 
@@ -227,8 +233,9 @@ def configure_logging(
     def logger_factory(*args: Any) -> _NamedWriteLogger:
         return _NamedWriteLogger(output, str(args[0]) if args else "")
 
+    chain = [*processors, *rendering]
     structlog.configure(
-        processors=[*processors, *rendering],
+        processors=chain,
         logger_factory=logger_factory,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level_name)),
         cache_logger_on_first_use=False,
@@ -241,6 +248,12 @@ def configure_logging(
     handler = logging.StreamHandler(output)
     handler.setFormatter(formatter)
     handler.set_name("chassis")
+
+    _access_lines[0] = (
+        _AccessLineWriter(chain, output, service, logging.getLevelName(level_name))
+        if use_json
+        else None
+    )
 
     root = logging.getLogger()
     # Replace our own handler on reconfiguration; leave others (pytest's capture) alone.
@@ -269,3 +282,85 @@ def _static_fields(**fields: str) -> structlog.types.Processor:
         return event_dict
 
     return add_static
+
+
+# --- the access line ----------------------------------------------------------------------
+# One per request: through structlog's chain (contextvars merge, level, logger name, ids,
+# redaction, timestamp, renderer) it cost more than the rest of the telemetry layer. In
+# JSON mode the line's fields are known and safe, so it is rendered here with the same
+# keys and format, straight to the stream's bytes. Anything else (console output, a test's
+# structlog.testing.capture_logs, a reconfigured structlog) goes through structlog.
+_ACCESS_EVENT = "http_request"
+_ACCESS_LOGGER_NAME = "chassis.access"
+_INFO = logging.INFO
+_access_logger = structlog.get_logger(_ACCESS_LOGGER_NAME)
+
+
+class _AccessLineWriter:
+    def __init__(
+        self, chain: list[Any], output: TextIO, service: str | None, level_no: int
+    ) -> None:
+        self.chain = chain
+        self.service = service
+        self.level_no = level_no
+        self._text = output
+        # Bytes straight to the buffer: orjson makes bytes, and the text layer would
+        # decode and re-encode them. Every line (ours and structlog's) is flushed at
+        # once, so the text layer never holds text that this one could overtake.
+        self._binary = getattr(output, "buffer", None)
+
+    def usable(self) -> bool:
+        # capture_logs edits the configured list in place; configure() replaces it.
+        chain = self.chain
+        return structlog.get_config()["processors"] is chain and chain[-1] is render_json
+
+    def write(self, fields: dict[str, Any], *, error: bool) -> None:
+        if not error and self.level_no > _INFO:
+            return
+        fields["event"] = _ACCESS_EVENT
+        if self.service is not None:
+            fields["service"] = self.service
+        fields["level"] = "error" if error else "info"
+        fields["logger"] = _ACCESS_LOGGER_NAME
+        bound = structlog.contextvars.get_contextvars() if _bound_anything() else None
+        if bound:
+            for key, value in bound.items():
+                fields.setdefault(key, value)
+            redact_sensitive(None, "", fields)
+        add_timestamp(None, "", fields)
+        try:
+            line = orjson.dumps(fields, default=_json_fallback) + b"\n"
+        except TypeError:
+            text = json.dumps(fields, default=_json_fallback, separators=(",", ":"))
+            line = (text + "\n").encode()
+        if self._binary is not None:
+            self._binary.write(line)
+            self._binary.flush()
+        else:
+            self._text.write(line.decode())
+            self._text.flush()
+
+
+def _bound_anything() -> bool:
+    """Whether anything was ever bound with structlog.contextvars in this process.
+
+    Merging costs a copy of the whole context; the services bind nothing per request
+    (the request id is read from its own variable), so the merge is skipped until
+    something is bound. The registry is structlog's; without it, always merge.
+    """
+    registry = getattr(structlog.contextvars, "_CONTEXT_VARS", None)
+    return registry is None or bool(registry)
+
+
+_access_lines: list[_AccessLineWriter | None] = [None]
+
+
+def write_access_line(fields: dict[str, Any], *, error: bool) -> None:
+    """Log one request's access line (`fields` is consumed)."""
+    writer = _access_lines[0]
+    if writer is not None and writer.usable():
+        writer.write(fields, error=error)
+    elif error:
+        _access_logger.error(_ACCESS_EVENT, **fields)
+    else:
+        _access_logger.info(_ACCESS_EVENT, **fields)

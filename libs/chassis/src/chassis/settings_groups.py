@@ -238,6 +238,10 @@ class LogSettings(_Group):
     """JSON lines; unset means JSON in staging/production and console elsewhere."""
     quiet_paths: list[str] = Field(default_factory=lambda: ["/health/", "/metrics"])
     """Path prefixes whose successful requests are not access-logged."""
+    access_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    """Fraction of successful (below 400) requests that get an access line; failures always do.
+    1.0 logs every request; each line costs about a fifth of the chassis' own time per
+    request (docs/adr/0010)."""
 
 
 class UpstreamSettings(_Group):

@@ -6,7 +6,8 @@ import os
 
 from fastapi import FastAPI
 
-from chassis.metrics import MetricsMiddleware, metrics_router
+from chassis.metrics import metrics_router
+from chassis.middleware import TelemetryMiddleware
 from chassis.tracing import FASTAPI_TELEMETRY_OFF
 
 
@@ -18,5 +19,5 @@ def create_app() -> FastAPI:
     async def get_item(item_id: int) -> dict[str, int]:
         return {"id": item_id, "pid": os.getpid()}
 
-    app.add_middleware(MetricsMiddleware, service="metrics-test")
+    app.add_middleware(TelemetryMiddleware, service="metrics-test", metrics=True)
     return app

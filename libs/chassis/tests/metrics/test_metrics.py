@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from chassis.metrics import UNMATCHED_ROUTE, MetricsMiddleware, metrics_router
+from chassis.metrics import UNMATCHED_ROUTE, metrics_router
+from chassis.middleware import TelemetryMiddleware
 from chassis.testing.processes import uvicorn_process
 from chassis.tracing import FASTAPI_TELEMETRY_OFF
 
@@ -29,7 +30,7 @@ def make_app(service: str) -> FastAPI:
     async def broken() -> None:
         raise RuntimeError("boom")
 
-    app.add_middleware(MetricsMiddleware, service=service)
+    app.add_middleware(TelemetryMiddleware, service=service, metrics=True)
     return app
 
 

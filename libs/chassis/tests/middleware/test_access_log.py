@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from chassis.middleware import AccessLogMiddleware, RequestIDMiddleware
+from chassis.middleware import TelemetryMiddleware
 from chassis.types import Receive, Scope, Send
 
 LogEvents = list[dict[str, Any]]
@@ -37,7 +37,7 @@ def routes_only(*, ready: bool = True, middleware: list[Middleware] | None = Non
 def logged_app(*, ready: bool = True) -> Starlette:
     return routes_only(
         ready=ready,
-        middleware=[Middleware(AccessLogMiddleware), Middleware(RequestIDMiddleware)],
+        middleware=[Middleware(TelemetryMiddleware, service="test")],
     )
 
 
@@ -105,7 +105,7 @@ async def test_app_raising_before_answering_is_logged_as_500_and_reraised(
     async def crashes(scope: Scope, receive: Receive, send: Send) -> None:
         raise RuntimeError("boom")
 
-    async with asgi_client(AccessLogMiddleware(crashes)) as client:
+    async with asgi_client(TelemetryMiddleware(crashes, service="test")) as client:
         with pytest.raises(RuntimeError, match="boom"):
             await client.get("/crash")
 
@@ -114,7 +114,7 @@ async def test_app_raising_before_answering_is_logged_as_500_and_reraised(
     assert line["failed"] is True
     assert line["log_level"] == "error"
     assert line["route"] == "<unmatched>"
-    assert line["request_id"] is None
+    assert len(line["request_id"]) == 32  # the telemetry layer gives even a crash an id
 
 
 async def test_response_cut_short_is_logged_as_failed_with_its_status(
@@ -126,7 +126,9 @@ async def test_response_cut_short_is_logged_as_failed_with_its_status(
         raise RuntimeError("stream broke")
 
     with pytest.raises(RuntimeError):
-        await raw_call()(AccessLogMiddleware(dies_mid_stream), make_scope("/health/live"))
+        await raw_call()(
+            TelemetryMiddleware(dies_mid_stream, service="test"), make_scope("/health/live")
+        )
 
     [line] = access_lines(log_events)
     assert line["status"] == 200
@@ -143,7 +145,7 @@ async def test_trailers_are_not_counted_as_body_bytes(
         await send({"type": "http.response.body", "body": b"12345"})
         await send({"type": "http.response.trailers", "headers": [(b"x-checksum", b"abc")]})
 
-    await raw_call()(AccessLogMiddleware(with_trailers), make_scope())
+    await raw_call()(TelemetryMiddleware(with_trailers, service="test"), make_scope())
 
     [line] = access_lines(log_events)
     assert line["bytes"] == 5
@@ -152,7 +154,7 @@ async def test_trailers_are_not_counted_as_body_bytes(
 async def test_without_quiet_paths_every_request_is_logged(
     asgi_client: Callable[..., Any], log_events: LogEvents
 ) -> None:
-    app = AccessLogMiddleware(routes_only(), quiet_paths=(), logger_name="edge.access")
+    app = TelemetryMiddleware(routes_only(), service="test", quiet_paths=())
     async with asgi_client(app, client=("203.0.113.9", 4000)) as client:
         await client.get("/health/ready")
 
@@ -166,7 +168,7 @@ async def test_lifespan_is_not_logged(raw_call: Any, log_events: LogEvents) -> N
     async def lifespan(scope: Scope, receive: Receive, send: Send) -> None:
         return None
 
-    await raw_call()(AccessLogMiddleware(lifespan), {"type": "lifespan"})
+    await raw_call()(TelemetryMiddleware(lifespan, service="test"), {"type": "lifespan"})
 
     assert log_events == []
 
@@ -174,7 +176,9 @@ async def test_lifespan_is_not_logged(raw_call: Any, log_events: LogEvents) -> N
 async def test_request_without_client_or_user_agent(
     raw_call: Any, make_scope: Callable[..., Scope], log_events: LogEvents
 ) -> None:
-    await raw_call()(AccessLogMiddleware(routes_only()), make_scope("/items/1", client=None))
+    await raw_call()(
+        TelemetryMiddleware(routes_only(), service="test"), make_scope("/items/1", client=None)
+    )
 
     [line] = access_lines(log_events)
     assert line["client"] is None

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from chassis.middleware import CORSMiddleware, RequestIDMiddleware, cors_middleware_kwargs
+from chassis.middleware import CORSMiddleware, TelemetryMiddleware, cors_middleware_kwargs
 from chassis.settings import SecuritySettings
 
 ALLOWED_ORIGIN = "https://app.example.com"
@@ -31,7 +31,10 @@ def cors_app(**security: Any) -> Starlette:
     )
     return Starlette(
         routes=[Route("/items", create_item, methods=["POST"]), Route("/compressed", compressed)],
-        middleware=[Middleware(CORSMiddleware, security=settings), Middleware(RequestIDMiddleware)],
+        middleware=[
+            Middleware(CORSMiddleware, security=settings),
+            Middleware(TelemetryMiddleware, service="test"),
+        ],
     )
 
 

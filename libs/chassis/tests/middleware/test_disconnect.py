@@ -19,8 +19,7 @@ from pydantic import BaseModel
 from chassis.builder import AppBuilder
 from chassis.errors import install_error_handlers
 from chassis.logging import configure_logging
-from chassis.metrics import MetricsMiddleware
-from chassis.middleware import AccessLogMiddleware, RequestIDMiddleware, UnhandledErrorMiddleware
+from chassis.middleware import TelemetryMiddleware, UnhandledErrorMiddleware
 from chassis.settings import BaseServiceSettings, RateLimitSettings, ServerSettings
 from chassis.testing.servers import serve_in_thread
 from chassis.types import Scope
@@ -55,9 +54,7 @@ def chain(service: str) -> FastAPI:
     install_error_handlers(app)
     app.include_router(body_routes())
     app.add_middleware(UnhandledErrorMiddleware)
-    app.add_middleware(RequestIDMiddleware)
-    app.add_middleware(AccessLogMiddleware)
-    app.add_middleware(MetricsMiddleware, service=service)
+    app.add_middleware(TelemetryMiddleware, service=service, metrics=True)
     return app
 
 
@@ -112,8 +109,7 @@ async def test_an_unanswered_crash_is_still_a_500(
 
     app = FastAPI()
     app.include_router(router)
-    app.add_middleware(AccessLogMiddleware)
-    app.add_middleware(MetricsMiddleware, service="crash-not-gone")
+    app.add_middleware(TelemetryMiddleware, service="crash-not-gone", metrics=True)
     call = raw_call()
 
     with pytest.raises(RuntimeError):

@@ -9,8 +9,7 @@ from starlette.exceptions import HTTPException
 
 from chassis.errors import install_error_handlers
 from chassis.middleware import (
-    AccessLogMiddleware,
-    RequestIDMiddleware,
+    TelemetryMiddleware,
     UnhandledErrorMiddleware,
 )
 from chassis.types import Receive, Scope, Send
@@ -23,8 +22,7 @@ def crashing_api() -> FastAPI:
     app = FastAPI()
     install_error_handlers(app)
     app.add_middleware(UnhandledErrorMiddleware)
-    app.add_middleware(RequestIDMiddleware)
-    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(TelemetryMiddleware, service="test")
 
     @app.get("/crash")
     async def crash() -> None:

@@ -16,7 +16,8 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from chassis.context import get_request_id
-from chassis.middleware import BodyLimitMiddleware, RequestIDMiddleware, TimeoutMiddleware
+from chassis.logging import add_request_and_trace_ids
+from chassis.middleware import BodyLimitMiddleware, TelemetryMiddleware
 from chassis.types import Receive, Scope, Send
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
@@ -26,7 +27,8 @@ async def whoami(request: Request) -> JSONResponse:
     return JSONResponse(
         {
             "contextvar": get_request_id(),
-            "structlog": structlog.contextvars.get_contextvars().get("request_id"),
+            # What every log line gets (chassis.logging's processor reads the variable).
+            "log_line": add_request_and_trace_ids(None, "", {}).get("request_id"),
             "state": request.state.request_id,
         }
     )
@@ -62,9 +64,8 @@ def app_with_request_id() -> Starlette:
             WebSocketRoute("/ws", socket_whoami),
         ],
         middleware=[
-            Middleware(RequestIDMiddleware),
+            Middleware(TelemetryMiddleware, service="test", timeout_seconds=0.05),
             Middleware(BodyLimitMiddleware, max_body_bytes=8),
-            Middleware(TimeoutMiddleware, timeout_seconds=0.05),
         ],
     )
 
@@ -77,7 +78,7 @@ async def test_valid_incoming_id_is_echoed_and_used(
         response = await client.get("/whoami", headers={"X-Request-ID": incoming})
 
     assert response.headers["x-request-id"] == incoming
-    assert response.json() == {"contextvar": incoming, "structlog": incoming, "state": incoming}
+    assert response.json() == {"contextvar": incoming, "log_line": incoming, "state": incoming}
 
 
 @pytest.mark.parametrize(
@@ -140,7 +141,7 @@ async def test_id_the_app_set_itself_is_not_duplicated(asgi_client: Callable[...
 
 
 async def test_custom_header_name(asgi_client: Callable[..., Any]) -> None:
-    app = RequestIDMiddleware(app_with_request_id(), header_name="X-Correlation-ID")
+    app = TelemetryMiddleware(app_with_request_id(), service="test", header_name="X-Correlation-ID")
     async with asgi_client(app) as client:
         response = await client.get("/whoami", headers={"X-Correlation-ID": "corr-9"})
 
@@ -170,6 +171,6 @@ async def test_lifespan_passes_through_untouched(
     async def record(scope: Scope, receive: Receive, send: Send) -> None:
         seen.append(scope)
 
-    await raw_call()(RequestIDMiddleware(record), {"type": "lifespan"})
+    await raw_call()(TelemetryMiddleware(record, service="test"), {"type": "lifespan"})
 
     assert seen == [{"type": "lifespan"}]

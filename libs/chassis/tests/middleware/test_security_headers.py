@@ -9,8 +9,8 @@ from starlette.responses import PlainTextResponse
 
 from chassis.errors import install_error_handlers
 from chassis.middleware import (
-    RequestIDMiddleware,
     SecurityHeadersMiddleware,
+    TelemetryMiddleware,
     UnhandledErrorMiddleware,
 )
 from chassis.middleware.security_headers import DEFAULT_DOCS_CSP
@@ -30,7 +30,7 @@ def secured_api() -> FastAPI:
     app = FastAPI()
     install_error_handlers(app)
     app.add_middleware(UnhandledErrorMiddleware)
-    app.add_middleware(RequestIDMiddleware)
+    app.add_middleware(TelemetryMiddleware, service="test")
     app.add_middleware(
         SecurityHeadersMiddleware,
         hsts_max_age_seconds=31_536_000,

@@ -13,13 +13,11 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from chassis.middleware import (
-    AccessLogMiddleware,
     BodyLimitMiddleware,
     CORSMiddleware,
     ProxyHeadersMiddleware,
-    RequestIDMiddleware,
     SecurityHeadersMiddleware,
-    TimeoutMiddleware,
+    TelemetryMiddleware,
     TrustedHostMiddleware,
     UnhandledErrorMiddleware,
 )
@@ -53,16 +51,14 @@ async def stream_download(request: Request) -> StreamingResponse:
 def full_chain(app: ASGIApp) -> ASGIApp:
     """Every middleware of this package, in the documented order (outer first)."""
     inner: ASGIApp = UnhandledErrorMiddleware(app)
-    inner = TimeoutMiddleware(inner, timeout_seconds=60)
     inner = BodyLimitMiddleware(inner, max_body_bytes=TOTAL * 2)
-    inner = RequestIDMiddleware(inner)
-    inner = AccessLogMiddleware(inner)
-    inner = SecurityHeadersMiddleware(
-        inner, hsts_max_age_seconds=600, content_security_policy="default-src 'none'"
-    )
     inner = TrustedHostMiddleware(inner, allowed_hosts=["127.0.0.1", "localhost"])
     inner = CORSMiddleware(
         inner, security=SecuritySettings(cors_origins=["https://app.example.com"])
+    )
+    inner = TelemetryMiddleware(inner, service="streaming", timeout_seconds=60, metrics=True)
+    inner = SecurityHeadersMiddleware(
+        inner, hsts_max_age_seconds=600, content_security_policy="default-src 'none'"
     )
     return ProxyHeadersMiddleware(inner, trusted_proxies=["127.0.0.1/32"])
 

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route
 
-from chassis.middleware import RequestIDMiddleware, TimeoutMiddleware, UnhandledErrorMiddleware
+from chassis.middleware import TelemetryMiddleware, UnhandledErrorMiddleware
 from chassis.types import Receive, Scope, Send
 
 DEADLINE = 0.05
@@ -50,8 +50,7 @@ def app_with_deadline(**options: Any) -> Starlette:
             Route("/exempt/slow", slow_but_exempt),
         ],
         middleware=[
-            Middleware(RequestIDMiddleware),
-            Middleware(TimeoutMiddleware, timeout_seconds=DEADLINE, **options),
+            Middleware(TelemetryMiddleware, service="test", timeout_seconds=DEADLINE, **options),
         ],
     )
 
@@ -85,7 +84,7 @@ async def test_stream_started_in_time_is_not_cut(asgi_client: Callable[..., Any]
 
 
 async def test_exempt_path_has_no_deadline(asgi_client: Callable[..., Any]) -> None:
-    async with asgi_client(app_with_deadline(exempt_paths=["/exempt/"])) as client:
+    async with asgi_client(app_with_deadline(deadline_exempt_paths=["/exempt/"])) as client:
         response = await client.get("/exempt/slow")
 
     assert response.status_code == 200
@@ -107,7 +106,9 @@ async def test_app_own_timeout_error_is_not_a_504(asgi_client: Callable[..., Any
     async def upstream_timed_out(scope: Scope, receive: Receive, send: Send) -> None:
         raise TimeoutError("upstream read timed out")
 
-    app = TimeoutMiddleware(UnhandledErrorMiddleware(upstream_timed_out), timeout_seconds=DEADLINE)
+    app = TelemetryMiddleware(
+        UnhandledErrorMiddleware(upstream_timed_out), service="test", timeout_seconds=DEADLINE
+    )
     async with asgi_client(app) as client:
         response = await client.get("/")
 
@@ -122,7 +123,10 @@ async def test_app_own_timeout_error_propagates_when_nothing_catches_it(
 
     call = raw_call()
     with pytest.raises(TimeoutError, match="upstream"):
-        await call(TimeoutMiddleware(upstream_timed_out, timeout_seconds=DEADLINE), make_scope())
+        await call(
+            TelemetryMiddleware(upstream_timed_out, service="test", timeout_seconds=DEADLINE),
+            make_scope(),
+        )
 
     assert call.sent == []
 
@@ -138,11 +142,15 @@ async def test_deadline_hitting_a_starting_response_ends_it_without_second_start
             raise
 
     call = raw_call()
-    await call(TimeoutMiddleware(answers_while_cancelled, timeout_seconds=DEADLINE), make_scope())
+    await call(
+        TelemetryMiddleware(answers_while_cancelled, service="test", timeout_seconds=DEADLINE),
+        make_scope(),
+    )
 
     assert [message["type"] for message in call.sent] == ["http.response.start"]
     assert call.status == 200
-    assert [e["event"] for e in log_events] == ["request_deadline_after_response_start"]
+    events = [e["event"] for e in log_events if e["event"] != "http_request"]
+    assert events == ["request_deadline_after_response_start"]
 
 
 @pytest.mark.parametrize("scope_type", ["lifespan", "websocket"])
@@ -156,7 +164,7 @@ async def test_non_http_scopes_have_no_deadline(
         finished.append(scope["type"])
 
     await raw_call()(
-        TimeoutMiddleware(long_lived, timeout_seconds=DEADLINE),
+        TelemetryMiddleware(long_lived, service="test", timeout_seconds=DEADLINE),
         make_scope(scope_type=scope_type),
     )
 
@@ -165,4 +173,4 @@ async def test_non_http_scopes_have_no_deadline(
 
 def test_timeout_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
-        TimeoutMiddleware(fast, timeout_seconds=0)  # type: ignore[arg-type]
+        TelemetryMiddleware(fast, service="test", timeout_seconds=0)  # type: ignore[arg-type]

@@ -8,7 +8,8 @@ import httpx
 from fastapi import FastAPI
 from opentelemetry.trace import SpanKind, StatusCode
 
-from chassis.tracing import FASTAPI_TELEMETRY_OFF, TracingMiddleware
+from chassis.middleware import TelemetryMiddleware
+from chassis.tracing import FASTAPI_TELEMETRY_OFF
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN_ID = "00f067aa0ba902b7"
@@ -25,7 +26,7 @@ def make_app() -> FastAPI:
     async def broken() -> None:
         raise RuntimeError("boom")
 
-    app.add_middleware(TracingMiddleware)
+    app.add_middleware(TelemetryMiddleware, service="test", tracing=True)
     return app
 
 

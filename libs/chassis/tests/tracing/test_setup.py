@@ -59,7 +59,7 @@ def test_provider_uses_resource_and_parent_based_ratio_sampler() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
     ).stdout
     output = [line.split()[1] for line in output.splitlines() if line.startswith("RESULT ")]
-    assert output[0].startswith("ParentBased{root:TraceIdRatioBased{0.25}")
+    assert output[0] == "ChassisSampler{0.25}"
     assert output[1:] == ["orders", "1.2.3"]
 
 

@@ -18,7 +18,6 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
-from opentelemetry import propagate
 
 from chassis.context import get_request_id
 from chassis.http.breaker import CircuitBreaker
@@ -33,6 +32,7 @@ from chassis.http.errors import (
 from chassis.http.retry import RetryPolicy, Sleep, can_replay, is_idempotent
 from chassis.metrics.registry import UPSTREAM_REQUEST_DURATION, UPSTREAM_REQUESTS
 from chassis.settings import UpstreamSettings
+from chassis.tracing.propagation import inject_trace_context
 
 #: Answers that say the upstream itself is sick; 4xx say the request was wrong.
 BREAKER_FAILURE_STATUSES = frozenset({500, 502, 503, 504})
@@ -155,9 +155,7 @@ class UpstreamClient:
         request_id = get_request_id()
         if request_id and "x-request-id" not in request.headers:
             request.headers["X-Request-ID"] = request_id
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier)
-        request.headers.update(carrier)
+        request.headers.update(inject_trace_context())
         return request
 
     async def _send(

@@ -1,4 +1,4 @@
-"""Prometheus metrics: definitions, the RED middleware and the /metrics endpoint."""
+"""Prometheus metrics: definitions and the /metrics endpoint."""
 
 from chassis.metrics import registry
 from chassis.metrics.exposition import (
@@ -7,12 +7,10 @@ from chassis.metrics.exposition import (
     render_metrics,
     setup_metrics,
 )
-from chassis.metrics.middleware import MetricsMiddleware
 from chassis.routing import UNMATCHED_ROUTE
 
 __all__ = [
     "UNMATCHED_ROUTE",
-    "MetricsMiddleware",
     "metrics_router",
     "multiprocess_mode",
     "registry",

@@ -3,19 +3,16 @@
 Outer to inner:
 
     ServerErrorMiddleware (Starlette's last resort)
-    Tracing            one server span, when tracing is on
-    Metrics            RED per route template, when metrics are on
     ProxyHeaders       real client and scheme, from trusted proxies only
-    SecurityHeaders    on every response, errors, preflights and host refusals included
+    SecurityHeaders    on every response, errors, 504s, preflights and host refusals included
+    Telemetry          request id, server span (sampled only), RED metrics, access line and
+                       the deadline: one layer reading the scope once (middleware/telemetry.py)
     CORS               preflights answered before any limit applies
     TrustedHost
-    AccessLog          one line per request, after the response is known
-    RequestID          header echoed on everything below (431/429/413/504/500)
     HeaderLimit        431 for an oversized request head, before a token is read
     Principal          verifies a bearer token if present (never rejects)
     RateLimit          keyed by principal or client IP
     BodyLimit
-    Timeout            wraps only the handler
     UnhandledError     500 problem inside the stack, so it gets the headers above
     app
 
@@ -30,16 +27,14 @@ from typing import TYPE_CHECKING
 from redis.asyncio import Redis
 
 from chassis.docs_paths import DOCS_PATHS
-from chassis.middleware.access_log import AccessLogMiddleware
 from chassis.middleware.body_limit import BodyLimitMiddleware
 from chassis.middleware.cors import CORSMiddleware
 from chassis.middleware.errors import UnhandledErrorMiddleware
 from chassis.middleware.header_limit import HeaderLimitMiddleware
 from chassis.middleware.proxy_headers import ProxyHeadersMiddleware
 from chassis.middleware.ratelimit import RateLimitMiddleware, build_rate_limiter
-from chassis.middleware.request_id import RequestIDMiddleware
 from chassis.middleware.security_headers import SecurityHeadersMiddleware
-from chassis.middleware.timeout import TimeoutMiddleware
+from chassis.middleware.telemetry import TelemetryMiddleware
 from chassis.middleware.trusted_host import TrustedHostMiddleware
 from chassis.settings import SettingsError
 
@@ -55,7 +50,6 @@ def install_middleware(app: FastAPI, builder: Builder) -> None:
     security = settings.security
 
     app.add_middleware(UnhandledErrorMiddleware)
-    app.add_middleware(TimeoutMiddleware, timeout_seconds=server.request_timeout_seconds)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=server.max_body_bytes)
     if settings.rate_limit.enabled:
         _add_rate_limit(app, builder)
@@ -64,11 +58,19 @@ def install_middleware(app: FastAPI, builder: Builder) -> None:
 
         app.add_middleware(PrincipalMiddleware)
     app.add_middleware(HeaderLimitMiddleware, max_header_bytes=server.max_header_bytes)
-    app.add_middleware(RequestIDMiddleware)
-    app.add_middleware(AccessLogMiddleware, quiet_paths=settings.log.quiet_paths)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=security.allowed_hosts)
     if security.cors_origins:
         app.add_middleware(CORSMiddleware, security=security)
+    app.add_middleware(
+        TelemetryMiddleware,
+        service=settings.service_name,
+        timeout_seconds=server.request_timeout_seconds,
+        metrics=builder.metrics_enabled,
+        metrics_path=settings.metrics.path,
+        tracing=builder.tracing_enabled,
+        quiet_paths=settings.log.quiet_paths,
+        access_sample_ratio=settings.log.access_sample_ratio,
+    )
     app.add_middleware(
         SecurityHeadersMiddleware,
         hsts_max_age_seconds=security.hsts_max_age_seconds,
@@ -76,18 +78,6 @@ def install_middleware(app: FastAPI, builder: Builder) -> None:
         docs_paths=DOCS_PATHS if settings.docs_visible else (),
     )
     app.add_middleware(ProxyHeadersMiddleware, trusted_proxies=security.trusted_proxies)
-    if builder.metrics_enabled:
-        from chassis.metrics import MetricsMiddleware
-
-        app.add_middleware(
-            MetricsMiddleware,
-            service=settings.service_name,
-            exempt_paths=(settings.metrics.path,),
-        )
-    if builder.tracing_enabled:
-        from chassis.tracing import TracingMiddleware
-
-        app.add_middleware(TracingMiddleware)
 
 
 def _add_rate_limit(app: FastAPI, builder: Builder) -> None:

@@ -148,7 +148,10 @@ def span_exporter() -> Iterator[Any]:
         exporter = InMemorySpanExporter()
         provider = trace.get_tracer_provider()
         if not isinstance(provider, TracerProvider):
-            provider = TracerProvider()
+            from chassis.tracing import ChassisSampler
+
+            # The chassis' own sampler, as configure_tracing installs it, recording everything.
+            provider = TracerProvider(sampler=ChassisSampler(1.0))
             trace.set_tracer_provider(provider)
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         mark_exporting(exporter)

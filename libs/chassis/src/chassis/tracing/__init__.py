@@ -1,4 +1,4 @@
-"""OpenTelemetry tracing: provider set-up, a lean server-span middleware, propagation.
+"""OpenTelemetry tracing: provider set-up, early sampling, propagation.
 
 Tracing is on when ``tracing.enabled`` is true and an OTLP endpoint is set in
 the standard variables (``OTEL_EXPORTER_OTLP_ENDPOINT`` or
@@ -22,12 +22,11 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from chassis.settings import BaseServiceSettings
-from chassis.tracing.middleware import TracingMiddleware
 from chassis.tracing.native import FASTAPI_TELEMETRY_OFF
 from chassis.tracing.propagation import extract_trace_context, inject_trace_context
+from chassis.tracing.sampling import ChassisSampler
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -87,9 +86,7 @@ def configure_tracing(
                 "deployment.environment.name": str(settings.environment),
             }
         )
-        created = TracerProvider(
-            resource=resource, sampler=ParentBased(TraceIdRatioBased(sample_ratio(settings)))
-        )
+        created = TracerProvider(resource=resource, sampler=ChassisSampler(sample_ratio(settings)))
         if exporter is None:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -188,7 +185,7 @@ async def shutdown_tracing(provider: TracerProvider, *, flush_seconds: float) ->
 
 __all__ = [
     "FASTAPI_TELEMETRY_OFF",
-    "TracingMiddleware",
+    "ChassisSampler",
     "configure_tracing",
     "extract_trace_context",
     "inject_trace_context",

@@ -6,7 +6,7 @@ from typing import Any
 
 #: Passed to FastAPI(telemetry=...): FastAPI's own OpenTelemetry layer turns itself on
 #: whenever a global SDK provider exists. The chassis supplies the server span
-#: (chassis.tracing.middleware), Prometheus RED metrics and redacted structlog logs,
+#: (chassis.middleware.telemetry), Prometheus RED metrics and redacted structlog logs,
 #: so the native layer would duplicate spans, add one per dependency, endpoint and
 #: serialization, and ship exception messages and raw validation input to OTel logs unredacted.
 FASTAPI_TELEMETRY_OFF: dict[str, Any] = {

@@ -104,3 +104,32 @@ def chassis_shipped_local_metrics() -> FastAPI:
 def chassis_shipped_memory_limit() -> FastAPI:
     """Ablation of chassis_shipped: the in-process rate limiter in place of Redis."""
     return _shipped("memory")
+
+
+def chassis_stock_telemetry() -> FastAPI:
+    """The alternative ADR 0005 rejected, re-measured: the chassis' middleware, with tracing
+    by the stock OpenTelemetry ASGI instrumentation (``exclude_spans=["send", "receive"]``,
+    the same 10 % parent-based sampling, the same OTLP exporter) and RED metrics by
+    prometheus-fastapi-instrumentator, in place of the chassis' telemetry layer's span and
+    metrics."""
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+    from prometheus_fastapi_instrumentator import Instrumentator
+
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": "bench"}),
+        sampler=ParentBased(TraceIdRatioBased(0.1)),
+    )
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    app = AppBuilder(_settings(rate_limit=False)).with_routes(router).build()
+    Instrumentator().instrument(app)
+    app.add_middleware(
+        OpenTelemetryMiddleware, exclude_spans=["send", "receive"], tracer_provider=provider
+    )
+    return app

@@ -17,6 +17,7 @@ access log alone cost a fifth of the request path (docs/adr/0010).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -305,9 +306,10 @@ class _AccessLineWriter:
         self.level_no = level_no
         self._text = output
         # Bytes straight to the buffer: orjson makes bytes, and the text layer would
-        # decode and re-encode them. Every line (ours and structlog's) is flushed at
-        # once, so the text layer never holds text that this one could overtake.
+        # decode and re-encode them. structlog flushes the text layer after every line,
+        # so it never holds text that a line written here could overtake.
         self._binary = getattr(output, "buffer", None)
+        self._flush_pending = False
 
     def usable(self) -> bool:
         # capture_logs edits the configured list in place; configure() replaces it.
@@ -333,12 +335,32 @@ class _AccessLineWriter:
         except TypeError:
             text = json.dumps(fields, default=_json_fallback, separators=(",", ":"))
             line = (text + "\n").encode()
-        if self._binary is not None:
-            self._binary.write(line)
-            self._binary.flush()
-        else:
+        if self._binary is None:
             self._text.write(line.decode())
             self._text.flush()
+            return
+        self._binary.write(line)
+        if self._flush_pending:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._binary.flush()
+            return
+        # One write(2) per turn of the event loop, not per line: under load a turn finishes
+        # many requests. The line is out before the loop waits for I/O again, so a crash
+        # loses at most the lines of the turn it crashed in.
+        self._flush_pending = True
+        loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        if self._binary is not None:
+            try:
+                self._binary.flush()
+            except (OSError, ValueError):
+                # A closed or broken stream: the line is lost, as a print would lose it.
+                return
 
 
 def _bound_anything() -> bool:

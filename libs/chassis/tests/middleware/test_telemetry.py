@@ -9,6 +9,7 @@ the layers inside carries the id and is logged).
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -270,3 +271,25 @@ async def test_preflights_and_host_refusals_carry_an_id_and_are_logged(
     }
     assert statuses[preflight.headers["x-request-id"]] == 200
     assert statuses[refused.headers["x-request-id"]] == 400
+
+
+async def test_an_access_line_is_written_out_before_the_loop_waits_again(
+    asgi_client: Callable[..., Any], tmp_path: Any
+) -> None:
+    # A real file under a buffered writer, as stdout is: what a log collector would read.
+    path = tmp_path / "stdout.log"
+    with path.open("w", encoding="utf-8") as stream:
+        configure_logging(BaseServiceSettings(service_name="shop"), json_output=True, stream=stream)
+        try:
+            async with asgi_client(TelemetryMiddleware(plain_app(), service="shop")) as client:
+                await client.get("/ok")
+                await asyncio.sleep(0)
+                on_disk = [json.loads(line) for line in path.read_text().splitlines()]
+        finally:
+            structlog.reset_defaults()
+            logging.getLogger().handlers = [
+                handler
+                for handler in logging.getLogger().handlers
+                if handler.get_name() != "chassis"
+            ]
+    assert [line["event"] for line in on_disk] == ["inside", "http_request"]

@@ -11,6 +11,7 @@ from chassis.builder import AppBuilder
 from chassis.settings import (
     BaseServiceSettings,
     Environment,
+    LogSettings,
     RateLimitSettings,
     RedisSettings,
     TracingSettings,
@@ -32,12 +33,13 @@ def bare() -> FastAPI:
     return app
 
 
-def _settings(*, rate_limit: bool) -> BaseServiceSettings:
+def _settings(*, rate_limit: bool, access_sample_ratio: float = 1.0) -> BaseServiceSettings:
     return BaseServiceSettings(
         service_name="bench",
         environment="production",
         rate_limit=RateLimitSettings(enabled=rate_limit, requests=10**9),
         tracing=TracingSettings(sample_ratio=0.1),
+        log=LogSettings(access_sample_ratio=access_sample_ratio),
     )
 
 
@@ -45,6 +47,17 @@ def chassis_full() -> FastAPI:
     """The whole chassis request path: every middleware, RED metrics, tracing at 10 %."""
     return (
         AppBuilder(_settings(rate_limit=False))
+        .with_tracing()
+        .with_metrics()
+        .with_routes(router)
+        .build()
+    )
+
+
+def chassis_full_access_sampled() -> FastAPI:
+    """As chassis_full with ``log.access_sample_ratio=0.1``: what an access line costs."""
+    return (
+        AppBuilder(_settings(rate_limit=False, access_sample_ratio=0.1))
         .with_tracing()
         .with_metrics()
         .with_routes(router)

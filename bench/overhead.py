@@ -31,6 +31,7 @@ VARIANTS = (
     "chassis_middleware_only",
     "chassis_no_tracing",
     "chassis_full",
+    "chassis_full_access_sampled",
     "chassis_full_rate_limited",
     "chassis_shipped",
     "chassis_shipped_local_metrics",

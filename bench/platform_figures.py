@@ -15,6 +15,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from chassis.settings import UpstreamSettings
 from chassis.testing.processes import free_port, start_process, stop_process_group
@@ -37,6 +38,7 @@ from platform_launch import (
     running_platform,
     sign_up,
 )
+from write_cost import cpu_per_order
 
 __all__ = [
     "DEFAULT_POLL_INTERVAL",
@@ -206,8 +208,12 @@ def writes(
     work_dir: Path,
     warmup: float = 1.0,
     say: Callable[[str], None] = print,
-) -> Measurement:
-    """POST /api/v1/orders through the gateway, Postgres and the outbox behind it."""
+) -> dict[str, Any]:
+    """POST /api/v1/orders through the gateway, Postgres and the outbox behind it.
+
+    Then the same load again with the worker running, for the CPU an order costs every
+    process until it is fulfilled (bench/write_cost.py).
+    """
     if tool() != "wrk":
         raise RuntimeError("the writes figure needs wrk (apt-get install wrk)")
     account = sign_up(platform.gateway)
@@ -239,9 +245,18 @@ def writes(
         raise RuntimeError(f"writes: {result.errors} failed responses")
     say(
         f"  writes {result.requests_per_second:8.0f} req/s  p99 {result.p99_ms:7.2f} ms"
-        f"  {result.cpu_us_per_request or 0:6.0f} us CPU/req"
+        f"  {result.cpu_us_per_request or 0:6.0f} us CPU/req (gateway + orders)"
     )
-    return result
+    cost = cpu_per_order(
+        platform,
+        url=url,
+        headers=headers,
+        script=script,
+        duration=duration,
+        connections=connections,
+        say=say,
+    )
+    return {**result.as_dict(), "cost": cost}
 
 
 def median_of(runs: list[Measurement]) -> dict[str, float | None]:

@@ -78,6 +78,14 @@ def test_bench_runs_every_figure_and_writes_its_report(tmp_path: Path) -> None:
         writes = report["figures"]["writes"]
         assert writes["requests"] > 0
         assert writes["errors"] == 0
+        cost = writes["cost"]
+        assert cost["orders"] > 0
+        # Every process an order touches was counted, and it cost each of them something.
+        by_process = cost["cpu_ms_per_order_by_process"]
+        assert {"gateway", "users", "orders", "worker", "postgres"} <= set(by_process)
+        assert all(by_process[name] > 0 for name in ("gateway", "orders", "worker", "postgres"))
+        assert cost["cpu_ms_per_order"] == pytest.approx(sum(by_process.values()), abs=0.01)
+        assert "writes: CPU per order, every process" in completed.stdout
 
     (events,) = report["figures"]["events"]["runs"]
     assert events["relay_mode"] == "wake"

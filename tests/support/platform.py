@@ -146,6 +146,10 @@ class Platform:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
 
+    def running(self) -> set[str]:
+        """The services started and not stopped since."""
+        return set(self._processes)
+
     def start_all(self) -> None:
         for name in SERVICES:
             if name == "worker" and not self.config.with_worker:

@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV ?= uv
 PYTEST_ARGS ?=
 
-.PHONY: k8s-check help install dev demo test lint fmt cov services docs bench coverage-floors console \
+.PHONY: alerts-check k8s-check help install dev demo test lint fmt cov services docs bench coverage-floors console \
 	loadtest loadtest-local loadtest-smoke capacity compose-smoke replicas sbom chart-package secrets
 
 help: ## list the targets
@@ -86,6 +86,10 @@ sbom: ## a CycloneDX 1.5 SBOM per service image from uv.lock (what the image ins
 CHART_DIR ?= reports/chart
 chart-package: ## `helm package` of deploy/helm/chassis (Helm's own engine, no helm binary) into $(CHART_DIR)/
 	$(UV) run python -m tests.deploy.package_chart $(CHART_DIR)
+
+alerts-check: ## Prometheus rules and their promtool tests, runbook links, Alertmanager config (promtool, amtool)
+	$(UV) run pytest tests/deploy/test_observability.py tests/deploy/test_runbooks.py \
+		tests/deploy/test_alertmanager.py -q
 
 k8s-check: ## the Helm chart (lint, render, kubernetes-validate 1.29/1.33) and Tiltfile checks alone
 	$(UV) run pytest tests/deploy/test_helm.py tests/deploy/test_helm_network.py \

@@ -30,6 +30,7 @@ PUBLISHED = {
     "gateway": 8000,
     "jaeger": 16686,
     "prometheus": 9090,
+    "alertmanager": 9093,
     "grafana": 3000,
     "locust-master": 8089,
 }
@@ -406,6 +407,17 @@ def test_the_init_script_and_mounted_configs_exist(model: dict[str, Any]) -> Non
         for volume in service.get("volumes", []):
             if volume["type"] == "bind":
                 assert Path(volume["source"]).exists(), volume["source"]
+
+
+def test_alertmanager_runs_the_checked_config(services: dict[str, dict[str, Any]]) -> None:
+    service = services["alertmanager"]
+    mounts = {v["target"]: v for v in service["volumes"]}
+    config = mounts["/etc/alertmanager/alertmanager.yml"]
+    assert config["source"] == str(ROOT / "deploy/observability/alertmanager/alertmanager.yml")
+    assert config["read_only"] is True
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in service["command"]
+    assert mounts["/alertmanager"]["type"] == "volume"
+    assert "http://127.0.0.1:9093/-/ready" in service["healthcheck"]["test"]
 
 
 def test_the_load_generators_start_only_with_their_profile(

@@ -39,6 +39,16 @@ class ServerSettings(_Group):
     """Largest request body accepted; larger ones, chunked included, get 413."""
     max_header_bytes: int = Field(default=16_384, ge=1024)
     """Largest request target plus headers accepted; larger ones get 431."""
+    max_concurrent_requests: int | None = Field(default=None, ge=0)
+    """Requests one process works on at once; the next gets 503 with Retry-After at once.
+    Unset: the database pool's capacity (`pool_size + max_overflow`) in a service with a
+    database, else 100; 0 means no limit. Health and metrics paths never count."""
+    shed_retry_after_seconds: int = Field(default=1, ge=0)
+    """Retry-After of the 503 a request gets when the process is at its limit."""
+    shed_exempt_paths: list[str] = Field(default_factory=lambda: ["/health/"])
+    """Path prefixes never refused by the concurrency limit (the metrics path is always exempt)."""
+    cancel_on_disconnect: bool = True
+    """Cancel a request's handler when its client disconnects before the answer starts."""
     graceful_timeout_seconds: float = Field(default=20.0, ge=0)
     """How long the server waits for in-flight requests after SIGTERM."""
     drain_seconds: float = Field(default=0.0, ge=0)

@@ -107,3 +107,15 @@ async def test_half_open_probe_failure_reopens_the_breaker(scripted, make_upstre
     assert upstream.calls == 2
     assert client.breaker.state is BreakerState.OPEN
     assert client.breaker.retry_in() == pytest.approx(10)
+
+
+async def test_shed_answers_do_not_trip_the_breaker(scripted, make_upstream_client):
+    # A healthy upstream refusing fast at its concurrency limit is no reason to stop calling it.
+    shed = httpx.Response(503, headers={"Retry-After": "1", "X-Load-Shed": "concurrency"})
+    upstream = scripted(shed)
+    client = make_upstream_client(upstream, retry_attempts=1, breaker_failure_threshold=2)
+
+    statuses = [(await client.get("/things")).status_code for _ in range(4)]
+
+    assert statuses == [503] * 4
+    assert client.breaker.state is BreakerState.CLOSED

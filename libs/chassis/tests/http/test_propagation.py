@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
@@ -77,3 +79,13 @@ async def test_every_retried_attempt_carries_the_request_id(scripted, make_upstr
 
     assert [r.headers["x-request-id"] for r in upstream.requests] == ["req-retried"] * 2
     assert all(f"{TRACE_ID:032x}" in r.headers["traceparent"] for r in upstream.requests)
+
+
+async def test_upstream_sees_when_the_call_stops_waiting(live_upstream, upstream_name):
+    settings = UpstreamSettings(base_url=live_upstream, deadline_seconds=7.0)
+    before = time.time()
+    async with UpstreamClient(upstream_name, settings) as client:
+        headers = await echoed_headers(client)
+    after = time.time()
+
+    assert before + 7.0 - 0.001 <= float(headers["x-request-deadline"]) <= after + 7.0

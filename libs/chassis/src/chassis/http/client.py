@@ -31,6 +31,7 @@ from chassis.http.errors import (
 )
 from chassis.http.retry import RetryPolicy, Sleep, can_replay, is_idempotent
 from chassis.metrics.registry import UPSTREAM_REQUEST_DURATION, UPSTREAM_REQUESTS
+from chassis.overload import DEADLINE_HEADER, SHED_HEADER, format_deadline
 from chassis.settings import UpstreamSettings
 from chassis.tracing.propagation import inject_trace_context
 
@@ -162,6 +163,8 @@ class UpstreamClient:
         self, request: httpx.Request, *, idempotent: bool | None, stream: bool
     ) -> httpx.Response:
         deadline_at = asyncio.get_running_loop().time() + self.settings.deadline_seconds
+        # The upstream stops working on the call when this process stops waiting for it.
+        request.headers[DEADLINE_HEADER] = format_deadline(self.settings.deadline_seconds)
         retriable = is_idempotent(request.method, idempotent) and can_replay(request)
 
         async def attempt() -> httpx.Response:
@@ -197,7 +200,7 @@ class UpstreamClient:
                     self._observe(method, error_kind(exc), started)
                     raise
                 self._observe(method, str(response.status_code), started)
-                if response.status_code in BREAKER_FAILURE_STATUSES:
+                if response.status_code in BREAKER_FAILURE_STATUSES and not _shed(response):
                     call.record_failure()
                 return response
         except CircuitOpenError:
@@ -211,6 +214,11 @@ class UpstreamClient:
         UPSTREAM_REQUEST_DURATION.labels(upstream=self.name, method=method).observe(
             time.perf_counter() - started
         )
+
+
+def _shed(response: httpx.Response) -> bool:
+    """A healthy upstream's refusal at its concurrency limit: fast, so no reason to open."""
+    return SHED_HEADER in response.headers
 
 
 class _NoCookies(httpx.Cookies):

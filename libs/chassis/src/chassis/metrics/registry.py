@@ -44,6 +44,14 @@ RATE_LIMIT_BACKEND_ERRORS = Counter(
     ["service", "policy"],
 )
 
+# --- load shedding ------------------------------------------------------------
+HTTP_REQUESTS_SHED = Counter(
+    "http_requests_shed_total",
+    "Requests the process did not work on, by reason: concurrency (503 at the limit), "
+    "deadline (504, the caller's deadline had passed), client_gone (cancelled on disconnect).",
+    ["service", "reason"],
+)
+
 # --- outbound HTTP -----------------------------------------------------------
 UPSTREAM_REQUESTS = Counter(
     "http_client_requests_total",

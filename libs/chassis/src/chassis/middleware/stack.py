@@ -9,6 +9,7 @@ Outer to inner:
                        the deadline: one layer reading the scope once (middleware/telemetry.py)
     CORS               preflights answered before any limit applies
     TrustedHost
+    LoadShedding       503 at the concurrency limit, 504 past the caller's deadline, at once
     HeaderLimit        431 for an oversized request head, before a token is read
     Principal          verifies a bearer token if present (never rejects)
     RateLimit          keyed by principal or client IP
@@ -34,6 +35,7 @@ from chassis.middleware.header_limit import HeaderLimitMiddleware
 from chassis.middleware.proxy_headers import ProxyHeadersMiddleware
 from chassis.middleware.ratelimit import RateLimitMiddleware, build_rate_limiter
 from chassis.middleware.security_headers import SecurityHeadersMiddleware
+from chassis.middleware.shedding import LoadSheddingMiddleware, load_shedding_options
 from chassis.middleware.telemetry import TelemetryMiddleware
 from chassis.middleware.trusted_host import TrustedHostMiddleware
 from chassis.settings import SettingsError
@@ -58,6 +60,7 @@ def install_middleware(app: FastAPI, builder: Builder) -> None:
 
         app.add_middleware(PrincipalMiddleware)
     app.add_middleware(HeaderLimitMiddleware, max_header_bytes=server.max_header_bytes)
+    app.add_middleware(LoadSheddingMiddleware, **load_shedding_options(builder))
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=security.allowed_hosts)
     if security.cors_origins:
         app.add_middleware(CORSMiddleware, security=security)

@@ -1,0 +1,236 @@
+"""Load shedding: a bounded number of requests in flight per process, and no work for callers gone.
+
+At the limit, the next request is answered at once with 503 problem+json and
+``Retry-After``: queued behind the others it would only make every answer late,
+until callers time out and retry into a queue of work nobody waits for. A
+request holds its slot from arrival until its response starts (the span the
+telemetry layer's deadline bounds), so a Server-Sent Events stream or a long
+download holds none once its headers are out.
+
+Work whose caller is gone is dropped:
+
+- a caller's deadline (``X-Request-Deadline``, `chassis.overload`) already past
+  on arrival gets 504 before any handler runs, so nothing touches the database;
+- a client that disconnects before its response starts has its handler
+  cancelled (its unit of work rolls back) and is recorded as 499.
+
+Health and metrics paths are exempt, so probes answer during an overload; a
+readiness probe that failed then would take a busy pod out of service and
+push its load onto the others. Websocket and lifespan scopes pass through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from chassis.disconnects import mark_client_disconnected
+from chassis.errors import send_problem
+from chassis.metrics.registry import HTTP_REQUESTS_SHED
+from chassis.overload import SHED_HEADER, seconds_left
+from chassis.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from chassis.builder_protocol import Builder
+
+#: The limit of a process without a database: enough to keep both cores of a small
+#: pod busy on I/O-bound work, few enough that the queue drains within a deadline.
+DEFAULT_LIMIT_WITHOUT_DATABASE = 100
+
+_EMPTY_BODY: Message = {"type": "http.request", "body": b"", "more_body": False}
+
+
+class LoadSheddingMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_concurrent: int,
+        retry_after_seconds: int = 1,
+        exempt_paths: Sequence[str] = ("/health/", "/metrics"),
+        cancel_on_disconnect: bool = True,
+        service: str = "app",
+    ) -> None:
+        if max_concurrent < 0:
+            raise ValueError("max_concurrent must be 0 (no limit) or positive")
+        if retry_after_seconds < 0:
+            raise ValueError("retry_after_seconds must not be negative")
+        self.app = app
+        #: 0 means no limit; deadlines and disconnects are still honoured.
+        self.max_concurrent = max_concurrent
+        self.exempt_paths = tuple(exempt_paths)
+        self.cancel_on_disconnect = cancel_on_disconnect
+        #: Requests holding a slot now (one event loop: a plain counter is exact).
+        self.in_flight = 0
+        self._shed_headers = {"Retry-After": str(retry_after_seconds), SHED_HEADER: "concurrency"}
+        self._shed = HTTP_REQUESTS_SHED.labels(service=service, reason="concurrency")
+        self._expired = HTTP_REQUESTS_SHED.labels(service=service, reason="deadline")
+        self._gone = HTTP_REQUESTS_SHED.labels(service=service, reason="client_gone")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(self.exempt_paths):
+            await self.app(scope, receive, send)
+            return
+        left = seconds_left(scope)
+        if left is not None and left <= 0:
+            self._expired.inc()
+            await send_problem(
+                send,
+                504,
+                title="Gateway Timeout",
+                detail="The caller's deadline passed before the request was started.",
+                headers={SHED_HEADER: "deadline"},
+            )
+            return
+        if self.max_concurrent and self.in_flight >= self.max_concurrent:
+            self._shed.inc()
+            await send_problem(
+                send,
+                503,
+                title="Service Unavailable",
+                detail="The service is at its limit of concurrent requests; retry later.",
+                headers=self._shed_headers,
+            )
+            return
+        self.in_flight += 1
+        call = _Call(self, scope, receive, send)
+        try:
+            await call.run()
+        finally:
+            call.release()
+
+
+class _Call:
+    """One admitted request: frees its slot when its response starts, watches for its client."""
+
+    __slots__ = (
+        "_abandoned",
+        "_disconnect",
+        "_in_app",
+        "_owner",
+        "_pending_empty_body",
+        "_receive",
+        "_send",
+        "_started",
+        "_task",
+        "_watcher",
+        "held",
+        "scope",
+    )
+
+    def __init__(self, owner: LoadSheddingMiddleware, scope: Scope, receive: Receive, send: Send):
+        self._owner = owner
+        self.scope = scope
+        self._receive = receive
+        self._send = send
+        self.held = True
+        self._started = False
+        self._in_app = False
+        self._abandoned = False
+        self._pending_empty_body = False
+        self._watcher: asyncio.Task[None] | None = None
+        self._disconnect: asyncio.Future[Message] | None = None
+        self._task: asyncio.Task[Any] | None = None
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self._owner.in_flight -= 1
+
+    async def run(self) -> None:
+        owner = self._owner
+        if not owner.cancel_on_disconnect:
+            await owner.app(self.scope, self._receive, self.send)
+            return
+        self._task = asyncio.current_task()
+        if not _declares_body(self.scope):
+            # Nothing to read: watch the connection from the start, and give the app the
+            # empty body the server would have (the watcher reads the real one).
+            self._pending_empty_body = True
+            self._watch()
+        self._in_app = True
+        try:
+            await owner.app(self.scope, self.receive, self.send)
+        except asyncio.CancelledError:
+            if self._abandoned and self._task is not None and self._task.uncancel() == 0:
+                owner._gone.inc()
+                mark_client_disconnected(self.scope)
+                return
+            raise
+        finally:
+            self._in_app = False
+            watcher = self._watcher
+            if watcher is not None:
+                if not watcher.done():
+                    watcher.cancel()
+                elif not watcher.cancelled():
+                    # Retrieved so asyncio does not log it: a failing receive is the server's.
+                    watcher.exception()
+
+    async def send(self, message: Message) -> None:
+        if not self._started and message["type"] == "http.response.start":
+            self._started = True
+            self.release()
+        await self._send(message)
+
+    async def receive(self) -> Message:
+        if self._pending_empty_body:
+            self._pending_empty_body = False
+            return _EMPTY_BODY
+        if self._disconnect is not None:
+            # The watcher owns the server's receive now; it hands on what ends the request.
+            return await asyncio.shield(self._disconnect)
+        message = await self._receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            # The body is in: from here on the server only ever says the client left.
+            self._watch()
+        return message
+
+    def _watch(self) -> None:
+        self._disconnect = asyncio.get_running_loop().create_future()
+        self._watcher = asyncio.create_task(self._wait_for_disconnect(self._disconnect))
+
+    async def _wait_for_disconnect(self, disconnect: asyncio.Future[Message]) -> None:
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                break
+        disconnect.set_result(message)
+        # Only while the app runs and nothing is sent: a started answer is ended by the
+        # server itself, and a cancel outside the app would hit the layers above.
+        if self._in_app and not self._started and self._task is not None:
+            self._abandoned = True
+            self._task.cancel()
+
+
+def _declares_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding":
+            return True
+        if name == b"content-length":
+            return value.strip() not in (b"0", b"")
+    return False
+
+
+def load_shedding_options(builder: Builder) -> dict[str, Any]:
+    """`LoadSheddingMiddleware`'s arguments from the settings and the steps the builder has."""
+    settings = builder.settings
+    server = settings.server
+    limit = server.max_concurrent_requests
+    if limit is None:
+        # Past the pool's capacity a request would only wait for a connection.
+        database = settings.database
+        has_database = "database" in builder.steps
+        limit = (
+            database.pool_size + database.max_overflow
+            if has_database
+            else DEFAULT_LIMIT_WITHOUT_DATABASE
+        )
+    return {
+        "max_concurrent": limit,
+        "retry_after_seconds": server.shed_retry_after_seconds,
+        "exempt_paths": (*server.shed_exempt_paths, settings.metrics.path),
+        "cancel_on_disconnect": server.cancel_on_disconnect,
+        "service": settings.service_name,
+    }

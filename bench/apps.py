@@ -33,12 +33,14 @@ def bare() -> FastAPI:
     return app
 
 
-def _settings(*, rate_limit: bool, access_sample_ratio: float = 1.0) -> BaseServiceSettings:
+def _settings(
+    *, rate_limit: bool, access_sample_ratio: float = 1.0, trace_ratio: float = 0.1
+) -> BaseServiceSettings:
     return BaseServiceSettings(
         service_name="bench",
         environment="production",
         rate_limit=RateLimitSettings(enabled=rate_limit, requests=10**9),
-        tracing=TracingSettings(sample_ratio=0.1),
+        tracing=TracingSettings(sample_ratio=trace_ratio),
         log=LogSettings(access_sample_ratio=access_sample_ratio),
     )
 
@@ -58,6 +60,28 @@ def chassis_full_access_sampled() -> FastAPI:
     """As chassis_full with ``log.access_sample_ratio=0.1``: what an access line costs."""
     return (
         AppBuilder(_settings(rate_limit=False, access_sample_ratio=0.1))
+        .with_tracing()
+        .with_metrics()
+        .with_routes(router)
+        .build()
+    )
+
+
+def chassis_full_all_sampled() -> FastAPI:
+    """As chassis_full with every request sampled: what a recorded span costs."""
+    return (
+        AppBuilder(_settings(rate_limit=False, trace_ratio=1.0))
+        .with_tracing()
+        .with_metrics()
+        .with_routes(router)
+        .build()
+    )
+
+
+def chassis_full_none_sampled() -> FastAPI:
+    """As chassis_full with no request sampled: what tracing costs an unsampled request."""
+    return (
+        AppBuilder(_settings(rate_limit=False, trace_ratio=0.0))
         .with_tracing()
         .with_metrics()
         .with_routes(router)

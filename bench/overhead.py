@@ -32,6 +32,8 @@ VARIANTS = (
     "chassis_no_tracing",
     "chassis_full",
     "chassis_full_access_sampled",
+    "chassis_full_all_sampled",
+    "chassis_full_none_sampled",
     "chassis_full_rate_limited",
     "chassis_shipped",
     "chassis_shipped_local_metrics",

@@ -10,13 +10,14 @@ import without Locust (and its gevent patching).
 from __future__ import annotations
 
 import os
+import sys
 import time
 from argparse import Namespace
 from typing import ClassVar
 
 from locust import LoadTestShape
 
-from loadtests.shapes import Plan, SoakPlan, SpikePlan, StepPlan, parse_duration
+from loadtests.shapes import PhaseProgress, Plan, SoakPlan, SpikePlan, StepPlan, parse_duration
 from loadtests.timeline import TIMELINE
 
 
@@ -59,6 +60,7 @@ class PlannedShape(LoadTestShape):
         super().__init__()
         self._plan: Plan | None = None
         self._last_users: int | None = None
+        self._progress = PhaseProgress()
 
     def tick(self) -> tuple[int, float] | None:
         if self._plan is None:
@@ -72,7 +74,24 @@ class PlannedShape(LoadTestShape):
         if users != self._last_users:
             TIMELINE.targets.append((time.time(), users))
             self._last_users = users
+            self._say_progress(users)
         return target
+
+    def _say_progress(self, users: int | None) -> None:
+        total = self.runner.stats.total if self.runner else None
+        if total is None:
+            return
+        p95 = total.get_current_response_time_percentile(0.95) if total.num_requests else None
+        line = self._progress.change(
+            now=time.monotonic(),
+            users=users,
+            requests=total.num_requests,
+            failures=total.num_failures,
+            p95_ms=p95,
+        )
+        if line:
+            # stderr, flushed: the capacity command's terminal sees it as the phase ends.
+            print(line, file=sys.stderr, flush=True)
 
 
 class StepShape(PlannedShape):

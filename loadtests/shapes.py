@@ -123,3 +123,40 @@ def _positive(**values: float) -> None:
     for name, value in values.items():
         if value <= 0:
             raise ValueError(f"{name} must be positive, got {value}")
+
+
+class PhaseProgress:
+    """One line as each phase of a shape ends (a step, the spike, the soak's hold).
+
+    A capacity run takes minutes; the report comes at the end. This says, as it
+    goes, what each phase carried: its users, requests and failures, throughput,
+    and the 95th percentile Locust reports for its last seconds.
+    """
+
+    def __init__(self) -> None:
+        self._phase = 0
+        self._users: int | None = None
+        self._started_at = 0.0
+        self._requests = 0
+        self._failures = 0
+
+    def change(
+        self, *, now: float, users: int | None, requests: int, failures: int, p95_ms: float | None
+    ) -> str | None:
+        """Record a new user target; the line for the phase it ends, if one was running."""
+        line = None
+        if self._users is not None:
+            self._phase += 1
+            seconds = max(now - self._started_at, 1e-9)
+            done = requests - self._requests
+            failed = failures - self._failures
+            p95 = "n/a" if p95_ms is None else f"{p95_ms:.0f} ms"
+            line = (
+                f"== phase {self._phase} ({self._users} users, {seconds:.0f} s) done: "
+                f"{done} requests, {failed} failed, {done / seconds:.1f} req/s, p95 {p95}"
+            )
+        self._users = users
+        self._started_at = now
+        self._requests = requests
+        self._failures = failures
+        return line

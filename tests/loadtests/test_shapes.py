@@ -73,3 +73,19 @@ def test_the_soak_shape_ramps_then_holds_for_a_bounded_time() -> None:
 def test_a_plan_that_cannot_run_is_refused(build: Callable[[], object]) -> None:
     with pytest.raises(ValueError, match=r"must be|cannot be"):
         build()
+
+
+def test_progress_says_what_each_phase_carried_as_it_ends() -> None:
+    from loadtests.shapes import PhaseProgress
+
+    progress = PhaseProgress()
+    assert progress.change(now=0.0, users=10, requests=0, failures=0, p95_ms=None) is None
+    first = progress.change(now=20.0, users=20, requests=400, failures=2, p95_ms=80.4)
+    last = progress.change(now=40.0, users=None, requests=1200, failures=2, p95_ms=120.0)
+
+    assert first == (
+        "== phase 1 (10 users, 20 s) done: 400 requests, 2 failed, 20.0 req/s, p95 80 ms"
+    )
+    assert last == (
+        "== phase 2 (20 users, 20 s) done: 800 requests, 0 failed, 40.0 req/s, p95 120 ms"
+    )

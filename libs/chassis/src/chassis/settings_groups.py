@@ -216,6 +216,9 @@ class AuthSettings(_Group):
     """Minimum gap between refreshes triggered by an unknown kid."""
     jwks_timeout_seconds: float = Field(default=2.0, gt=0)
     """Deadline for fetching the key set."""
+    verified_token_cache_size: int = Field(default=4096, ge=0)
+    """Tokens remembered as verified until they expire or the key set changes (0: verify
+    every request's signature)."""
 
     @model_validator(mode="after")
     def _enabled_needs_issuer(self) -> AuthSettings:

@@ -154,6 +154,12 @@ class JWKSCache:
                 raise UnknownKeyError(kid)
         return key
 
+    def current_key(self, kid: str) -> jwt.PyJWK | None:
+        """The key held under `kid` now, without fetching; None if none or no usable set."""
+        if not self.status().usable:
+            return None
+        return self._keys.get(kid)
+
     async def refresh_if_expired(self, *, wait: bool = True) -> None:
         """Refresh the set if it was never fetched or its TTL has passed (failures tolerated).
 

@@ -97,6 +97,7 @@ async def open_token_verifier(
             audience=audience,
             algorithms=settings.algorithms,
             leeway_seconds=settings.leeway_seconds,
+            cache_size=settings.verified_token_cache_size,
         )
 
 

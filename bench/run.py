@@ -1,6 +1,6 @@
-"""The platform's benchmark: chassis cost, gateway cost, writes and order-event latency.
+"""The platform's benchmark: chassis cost, gateway cost, writes, event latency, overload.
 
-    uv run python bench/run.py                      # all four figures (make bench)
+    uv run python bench/run.py                      # every figure (make bench)
     uv run python bench/run.py --only gateway       # one figure (or several)
 
 Servers are pinned to one core and the load generator (wrk, or a Python client
@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import overhead
+import overload
 from load import BENCH_DIR, can_pin, otlp_sink, tool
 
-FIGURES = ("overhead", "gateway", "writes", "events")
+FIGURES = ("overhead", "gateway", "writes", "events", "overload")
 #: The issue's targets, printed next to the figures (never asserted).
 TARGETS: dict[str, float] = {
     # Ratios to bare FastAPI, per server (issue 15).
@@ -40,6 +41,8 @@ TARGETS: dict[str, float] = {
     "gateway jwks": 0.35,
     "cpu_ms_per_order": 3.5,
     "event_p99_ms": 25.0,
+    # Failed POSTs of the run at half capacity that follows a 2x overload at once.
+    "recover_failures": 0,
 }
 
 
@@ -91,6 +94,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=["wake", "poll"],
         help="wake: the relay starts a pass when an order commits (default settings), at every "
         "rate; poll: wake_on_commit off, the default poll only, at the lowest rate",
+    )
+    parser.add_argument(
+        "--overload-seconds", type=float, default=10.0, help="seconds of writes at 2x capacity"
+    )
+    parser.add_argument(
+        "--recover-seconds",
+        type=float,
+        default=10.0,
+        help="seconds of writes at 0.5x capacity, right after the overload",
     )
     parser.add_argument("--output", type=Path, default=None, help="JSON path (default reports/)")
     return parser.parse_args(argv)
@@ -203,6 +215,16 @@ def _platform(args: argparse.Namespace, figures: list[str], endpoint: str) -> di
                     "default_poll_interval_seconds": pf.DEFAULT_POLL_INTERVAL,
                     "runs": latencies,
                 }
+            if "overload" in figures:
+                # Last: the overload leaves an outbox backlog the other figures should not see.
+                print("overload then recover: writes at 2x capacity, then at once 0.5x")
+                results["overload"] = overload.overload_then_recover(
+                    platform,
+                    capacity_seconds=args.duration,
+                    overload_seconds=args.overload_seconds,
+                    recover_seconds=args.recover_seconds,
+                    connections=args.connections,
+                )
     return results
 
 
@@ -298,6 +320,15 @@ def _print_table(report: dict[str, Any]) -> None:
             f"p99 {run['p99_ms']:.1f} ms  ({run['received']}/{run['orders']} at "
             f"{run['rate_per_second']:g}/s, {run['failed_posts']} failed)"
             f"  target p99 <= {TARGETS['event_p99_ms']:g} ms"
+        )
+    if "overload" in figures:
+        row = figures["overload"]
+        over, recover = row["overload"], row["recover"]
+        print(
+            f"{'overload: 2x then at once 0.5x capacity':52} capacity "
+            f"{row['capacity_per_second']:.0f}/s; 2x run {over['created']}/{over['sent']} "
+            f"created; 0.5x run {recover['failed']} failed of {recover['sent']} "
+            f"(p99 {recover['p99_ms']} ms)  target {TARGETS['recover_failures']} failed"
         )
 
 

@@ -27,7 +27,7 @@ def test_bench_runs_every_figure_and_writes_its_report(tmp_path: Path) -> None:
     # The writes figure needs wrk's Lua scripting; without wrk the others still run. One
     # transport (the default, the platform's own gateway) and no chassis-cost figure (five
     # uvicorn starts, the same measure() as here) keep the run inside its CI budget.
-    figures = ["gateway", "events", *(["writes"] if shutil.which("wrk") else [])]
+    figures = ["gateway", "events", "overload", *(["writes"] if shutil.which("wrk") else [])]
     out = tmp_path / "bench.json"
     completed = subprocess.run(
         [
@@ -51,6 +51,10 @@ def test_bench_runs_every_figure_and_writes_its_report(tmp_path: Path) -> None:
             "1",
             "--relay-modes",
             "wake",
+            "--overload-seconds",
+            "1",
+            "--recover-seconds",
+            "1",
             "--output",
             str(out),
         ],
@@ -73,6 +77,12 @@ def test_bench_runs_every_figure_and_writes_its_report(tmp_path: Path) -> None:
         assert set(route) == {"direct", "gateway_aiohttp"}
         assert route["gateway_aiohttp"]["requests_per_second"] > 0
         assert len(route["gateway_aiohttp"]["rounds"]) == 1
+
+    overload = report["figures"]["overload"]
+    assert overload["capacity_per_second"] > 0
+    for run in ("overload", "recover"):
+        assert overload[run]["sent"] > 0
+        assert overload[run]["created"] + overload[run]["failed"] == overload[run]["sent"]
 
     if "writes" in figures:
         writes = report["figures"]["writes"]

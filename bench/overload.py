@@ -1,0 +1,152 @@
+"""Overload then recover: writes at twice the measured capacity, then at once at half of it.
+
+The capacity is what a closed loop of `connections` clients gets through the
+gateway (POST /api/v1/orders). The overload is open-loop: orders are sent on a
+fixed schedule whatever the answers, as independent callers do, each with a
+client timeout, so an unanswered one is a failure and not a slower sender. The
+run at half capacity starts the moment the overload's schedule ends; issue 15's
+target is that none of its POSTs fails. Everything stays on 127.0.0.1 and is
+bounded in time (each run's length, plus the client timeout for stragglers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+
+from platform_launch import ORDER, Account, Platform, sign_up
+
+#: A caller's patience: what the load tests' SLO allows a write, and then some.
+CLIENT_TIMEOUT_SECONDS = 5.0
+#: Open-loop callers in flight at most; past it the sender, not the server, would be the limit.
+MAX_IN_FLIGHT = 512
+
+
+@dataclass
+class PacedRun:
+    rate: float
+    seconds: float
+    sent: int = 0
+    created: int = 0
+    #: Non-201 answers by status, and transport errors by kind.
+    failures: dict[str, int] = field(default_factory=dict)
+    p99_ms: float | None = None
+
+    @property
+    def failed(self) -> int:
+        return sum(self.failures.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "failed": self.failed}
+
+
+def overload_then_recover(
+    platform: Platform,
+    *,
+    capacity_seconds: float,
+    overload_seconds: float,
+    recover_seconds: float,
+    connections: int,
+    say: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    account = sign_up(platform.gateway)
+    capacity = asyncio.run(_capacity(platform.gateway, account, capacity_seconds, connections))
+    say(f"  capacity {capacity:8.0f} orders/s (closed loop, {connections} connections)")
+    overload, recover = asyncio.run(
+        _overload_then_recover(
+            platform.gateway, account, capacity, overload_seconds, recover_seconds
+        )
+    )
+    say(
+        f"  2x  {overload.rate:6.0f}/s for {overload.seconds:g} s: {overload.created} created,"
+        f" failed {overload.failed} {overload.failures or ''}"
+    )
+    say(
+        f"  0.5x {recover.rate:5.0f}/s right after: {recover.created} created,"
+        f" failed {recover.failed} {recover.failures or ''} (target 0), p99 {recover.p99_ms} ms"
+    )
+    return {
+        "capacity_per_second": round(capacity, 1),
+        "overload": overload.as_dict(),
+        "recover": recover.as_dict(),
+    }
+
+
+def _client(account: Account) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        headers=account.auth,
+        timeout=CLIENT_TIMEOUT_SECONDS,
+        limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=64),
+        trust_env=False,
+    )
+
+
+async def _post(client: httpx.AsyncClient, url: str) -> int:
+    response = await client.post(url, json=ORDER, headers={"Idempotency-Key": uuid.uuid4().hex})
+    return response.status_code
+
+
+async def _capacity(gateway: str, account: Account, seconds: float, connections: int) -> float:
+    url = gateway + "/api/v1/orders"
+    created = 0
+    async with _client(account) as client:
+        until = time.perf_counter() + seconds
+
+        async def loop() -> None:
+            nonlocal created
+            while time.perf_counter() < until:
+                if await _post(client, url) == 201:
+                    created += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(loop() for _ in range(connections)))
+        return created / (time.perf_counter() - started)
+
+
+async def _overload_then_recover(
+    gateway: str, account: Account, capacity: float, overload_s: float, recover_s: float
+) -> tuple[PacedRun, PacedRun]:
+    url = gateway + "/api/v1/orders"
+    overload = PacedRun(rate=2 * capacity, seconds=overload_s)
+    recover = PacedRun(rate=0.5 * capacity, seconds=recover_s)
+    async with _client(account) as client:
+        begins = time.perf_counter() + 0.2
+        first = _paced(client, url, overload, begins)
+        # The second run's schedule starts where the first one's ends, whatever is in flight.
+        second = _paced(client, url, recover, begins + overload_s)
+        await asyncio.gather(first, second)
+    return overload, recover
+
+
+async def _paced(client: httpx.AsyncClient, url: str, run: PacedRun, begins: float) -> None:
+    failures: Counter[str] = Counter()
+    latencies: list[float] = []
+    total = max(1, round(run.rate * run.seconds))
+
+    async def place(at: float) -> None:
+        await asyncio.sleep(max(0.0, at - time.perf_counter()))
+        sent = time.perf_counter()
+        try:
+            status = await _post(client, url)
+        except httpx.HTTPError as exc:
+            failures[type(exc).__name__] += 1
+            return
+        if status == 201:
+            run.created += 1
+            latencies.append((time.perf_counter() - sent) * 1000)
+        else:
+            failures[str(status)] += 1
+
+    run.sent = total
+    await asyncio.gather(*(place(begins + i / run.rate) for i in range(total)))
+    run.failures = dict(failures)
+    if latencies:
+        latencies.sort()
+        run.p99_ms = round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 1)

@@ -200,3 +200,17 @@ def test_recording_rules_the_dashboards_use_are_defined() -> None:
     for query in _all_queries():
         missing = {name for name in metric_names(query.expr) if ":" in name} - recorded
         assert not missing, f"{query.dashboard} {query.where}: no recording rule {sorted(missing)}"
+
+
+def test_request_latency_tails_show_their_exemplars() -> None:
+    """The p95/p99 request-latency panels ask for exemplars: a click on one opens its trace."""
+    tails = [
+        target
+        for path in DASHBOARD_FILES
+        for panel in panels(load(path))
+        for target in panel.get("targets", [])
+        if "http_request_duration_seconds_bucket" in target.get("expr", "")
+        and target["expr"].startswith(("histogram_quantile(0.95", "histogram_quantile(0.99"))
+    ]
+    assert tails
+    assert all(target.get("exemplar") is True for target in tails)

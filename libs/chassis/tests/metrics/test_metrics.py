@@ -103,3 +103,39 @@ def test_two_worker_processes_are_aggregated(tmp_path: Path) -> None:
         }
         # Whichever worker answered the scrape reports the total of both.
         assert samples == {"http_requests_total": sent}
+
+
+async def test_an_openmetrics_scrape_carries_the_trace_id_of_sampled_requests(
+    span_exporter: object,
+) -> None:
+    """Exemplars: the latency bucket of a sampled request names its trace (single process)."""
+    from prometheus_client.openmetrics.parser import (
+        text_string_to_metric_families as openmetrics_families,
+    )
+
+    app = make_app("red-exemplar")
+    app.user_middleware.clear()  # the same app, its one layer now tracing as well
+    app.add_middleware(TelemetryMiddleware, service="red-exemplar", metrics=True, tracing=True)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        answer = await client.get("/orders/7", headers={"X-Request-ID": "exemplar-1"})
+        plain = await client.get("/metrics")
+        open_metrics = await client.get(
+            "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
+        )
+
+    assert answer.status_code == 200
+    assert plain.headers["content-type"].startswith("text/plain")
+    assert open_metrics.headers["content-type"].startswith("application/openmetrics-text")
+    exemplars = [
+        sample.exemplar
+        for family in openmetrics_families(open_metrics.text)
+        if family.name == "http_request_duration_seconds"
+        for sample in family.samples
+        if sample.labels.get("service") == "red-exemplar" and sample.exemplar is not None
+    ]
+    spans = span_exporter.get_finished_spans()  # type: ignore[attr-defined]
+    (span,) = [span for span in spans if span.name == "GET /orders/{order_id}"]
+    assert [exemplar.labels["trace_id"] for exemplar in exemplars] == [
+        format(span.context.trace_id, "032x")
+    ]

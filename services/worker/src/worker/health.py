@@ -25,8 +25,8 @@ from typing import Any
 import structlog
 import uvicorn
 from fastapi import FastAPI
-from prometheus_client import CONTENT_TYPE_LATEST
 from redis.asyncio import Redis
+from starlette.requests import Request
 from starlette.responses import Response
 
 from chassis.health import ReadinessRegistry, health_router
@@ -90,12 +90,13 @@ def create_health_app(resources: Resources, redis: Redis) -> FastAPI:
         queue_name = settings.jobs.queue_name
 
         @app.get(settings.metrics.path, include_in_schema=False)
-        async def metrics() -> Response:
+        async def metrics(request: Request) -> Response:
             # A fresh depth for this scrape; the periodic sample stands in if Redis is slow.
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(QUEUE_DEPTH_TIMEOUT_SECONDS):
                     await update_queue_depth(redis, queue_name)
-            return Response(render_metrics(), media_type=CONTENT_TYPE_LATEST)
+            body, content_type = render_metrics(request.headers.get("accept", ""))
+            return Response(body, headers={"Content-Type": content_type})
 
     return app
 

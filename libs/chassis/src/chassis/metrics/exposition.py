@@ -3,6 +3,12 @@
 With several server workers each process writes its samples to files in
 ``PROMETHEUS_MULTIPROC_DIR`` (set it before the server starts, to an empty
 directory); a scrape of any worker then aggregates all of them.
+
+A scrape that asks for OpenMetrics (``Accept: application/openmetrics-text``,
+as Prometheus does with exemplar storage on) gets it, with the exemplars the
+telemetry layer attaches to the latency histograms: the trace id of a sampled
+request in the bucket it fell in. prometheus_client keeps no exemplars in
+multiprocess mode, so a service with several server workers serves none.
 """
 
 from __future__ import annotations
@@ -13,13 +19,9 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    generate_latest,
-    multiprocess,
-)
+from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
+from prometheus_client.exposition import choose_encoder
+from starlette.requests import Request
 from starlette.responses import Response
 
 if TYPE_CHECKING:
@@ -34,20 +36,23 @@ def multiprocess_mode() -> bool:
     return bool(os.environ.get(MULTIPROC_ENV))
 
 
-def render_metrics() -> bytes:
+def render_metrics(accept: str = "") -> tuple[bytes, str]:
+    """The samples in the format `accept` asks for (Prometheus text by default), and its type."""
+    encode, content_type = choose_encoder(accept)
     if multiprocess_mode():
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry)
-    return generate_latest(REGISTRY)
+        return encode(registry), content_type
+    return encode(REGISTRY), content_type
 
 
 def metrics_router(path: str) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.get(path)
-    async def metrics() -> Response:
-        return Response(render_metrics(), media_type=CONTENT_TYPE_LATEST)
+    async def metrics(request: Request) -> Response:
+        body, content_type = render_metrics(request.headers.get("accept", ""))
+        return Response(body, headers={"Content-Type": content_type})
 
     return router
 

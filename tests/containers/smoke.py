@@ -8,7 +8,7 @@ Steps, each printed with its figures as it finishes:
    Debian's packages (tests/containers/images; this test only);
 2. `docker compose up` of postgres, redis, the migration jobs, users, orders, gateway and
    worker through the real compose binary on podman's Docker API, every healthcheck
-   driven until healthy; the observability services (collector, Jaeger, Prometheus,
+   driven until healthy; the observability services (collector, Jaeger, Loki, Prometheus,
    Grafana) are not started: no image of them can be had here, their configs are
    checked offline by tests/deploy;
 3. `chassis-demo` against the published gateway port;
@@ -40,7 +40,7 @@ IMAGES = Path(__file__).with_name("images")
 BASE_IMAGE = "localhost/bookworm-python:3.11"
 SERVICES = ("users", "orders", "gateway", "worker")
 CORE = ("postgres", "redis", "users-migrate", "orders-migrate", *SERVICES)
-LEFT_OUT = ("otel-collector", "jaeger", "prometheus", "alertmanager", "grafana")
+LEFT_OUT = ("otel-collector", "jaeger", "loki", "prometheus", "alertmanager", "grafana")
 TAG = "smoke"
 APP_UID = "10001"
 PAYMENT_SECONDS = 4.0

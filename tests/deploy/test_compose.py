@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -138,7 +139,16 @@ def test_config_is_valid(env_file: Path) -> None:
 
 
 def test_the_expected_services_exist(services: dict[str, dict[str, Any]]) -> None:
-    expected = {"postgres", "redis", "otel-collector", *APPS, *MIGRATIONS, *PUBLISHED, *LOADTEST}
+    expected = {
+        "postgres",
+        "redis",
+        "otel-collector",
+        "loki",
+        *APPS,
+        *MIGRATIONS,
+        *PUBLISHED,
+        *LOADTEST,
+    }
     assert set(services) == expected
 
 
@@ -452,3 +462,33 @@ def test_locust_master_and_workers_aim_at_the_gateway(
     assert worker["command"] == ["--worker", "--master-host", "locust-master"]
     assert worker["depends_on"]["locust-master"]["condition"] == "service_healthy"
     assert worker["deploy"]["replicas"] >= 1
+
+
+def test_log_lines_go_from_every_app_through_the_collector_to_loki_and_link_to_traces(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The logs loop: app -> OTLP -> collector -> Loki; Grafana links lines and traces both ways."""
+    for name, prefix in APPS.items():
+        assert services[name]["environment"][f"{prefix}LOG__OTLP_EXPORT"] == "true", name
+    collector = yaml.safe_load((ROOT / "deploy/observability/otel-collector.yaml").read_text())
+    logs = collector["service"]["pipelines"]["logs"]
+    assert logs["receivers"] == ["otlp"]
+    (exporter,) = logs["exporters"]
+    assert collector["exporters"][exporter]["endpoint"] == "http://loki:3100/otlp"
+    loki = services["loki"]
+    mounts = {mount["target"]: mount for mount in loki["volumes"]}
+    assert mounts["/etc/loki/loki.yml"]["source"] == str(
+        ROOT / "deploy/observability/loki/loki.yml"
+    )
+    loki_config = yaml.safe_load((ROOT / "deploy/observability/loki/loki.yml").read_text())
+    assert loki_config["limits_config"]["allow_structured_metadata"] is True
+    assert "loki" in services["otel-collector"]["depends_on"]
+    datasources = yaml.safe_load(
+        (ROOT / "deploy/observability/grafana/provisioning/datasources/datasources.yml").read_text()
+    )["datasources"]
+    by_uid = {source["uid"]: source for source in datasources}
+    (to_trace,) = by_uid["loki"]["jsonData"]["derivedFields"]
+    assert (to_trace["matcherRegex"], to_trace["datasourceUid"]) == ("trace_id", "jaeger")
+    to_logs = by_uid["jaeger"]["jsonData"]["tracesToLogsV2"]
+    assert to_logs["datasourceUid"] == "loki"
+    assert "trace_id=" in to_logs["query"]

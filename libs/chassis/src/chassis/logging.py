@@ -31,6 +31,7 @@ import structlog
 from opentelemetry import trace
 
 from chassis.context import request_id_var
+from chassis.log_export import OTLPLogSink, configure_log_export, log_export_wanted
 from chassis.settings import BaseServiceSettings
 from chassis.tracing.sampling import unsampled_trace
 
@@ -211,6 +212,7 @@ def configure_logging(
     level: str | None = None,
     json_output: bool | None = None,
     stream: TextIO | None = None,
+    log_exporter: Any = None,
 ) -> None:
     """Configure structlog and the stdlib root logger for this process.
 
@@ -227,6 +229,10 @@ def configure_logging(
     processors = shared_processors()
     if service:
         processors.insert(0, _static_fields(service=service))
+    sink = _log_sink(settings, log_exporter)
+    if sink is not None:
+        # Last before rendering: the line is complete (ids, redaction, timestamp) by then.
+        processors.append(sink)
     rendering: list[structlog.types.Processor] = (
         [_json_tracebacks, render_json] if use_json else [_console_renderer()]
     )
@@ -251,7 +257,7 @@ def configure_logging(
     handler.set_name("chassis")
 
     _access_lines[0] = (
-        _AccessLineWriter(chain, output, service, logging.getLevelName(level_name))
+        _AccessLineWriter(chain, output, service, logging.getLevelName(level_name), sink)
         if use_json
         else None
     )
@@ -272,6 +278,23 @@ def configure_logging(
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+#: One log provider per process: configure_logging may run more than once in one.
+_sinks: list[OTLPLogSink] = []
+
+
+def _log_sink(settings: BaseServiceSettings | None, exporter: Any) -> OTLPLogSink | None:
+    if exporter is not None:
+        return configure_log_export(settings, exporter=exporter)
+    if not log_export_wanted(settings):
+        return None
+    if not _sinks:
+        sink = configure_log_export(settings)
+        if sink is None:
+            return None
+        _sinks.append(sink)
+    return _sinks[0]
 
 
 def _static_fields(**fields: str) -> structlog.types.Processor:
@@ -299,9 +322,15 @@ _access_logger = structlog.get_logger(_ACCESS_LOGGER_NAME)
 
 class _AccessLineWriter:
     def __init__(
-        self, chain: list[Any], output: TextIO, service: str | None, level_no: int
+        self,
+        chain: list[Any],
+        output: TextIO,
+        service: str | None,
+        level_no: int,
+        sink: OTLPLogSink | None = None,
     ) -> None:
         self.chain = chain
+        self.sink = sink
         self.service = service
         self.level_no = level_no
         self._text = output
@@ -330,6 +359,8 @@ class _AccessLineWriter:
                 fields.setdefault(key, value)
             redact_sensitive(None, "", fields)
         add_timestamp(None, "", fields)
+        if self.sink is not None:
+            self.sink.emit(fields, level=fields["level"])
         try:
             line = orjson.dumps(fields, default=_json_fallback) + b"\n"
         except TypeError:

@@ -251,6 +251,9 @@ class LogSettings(_Group):
     """JSON lines; unset means JSON in staging/production and console elsewhere."""
     quiet_paths: list[str] = Field(default_factory=lambda: ["/health/", "/metrics"])
     """Path prefixes whose successful requests are not access-logged."""
+    otlp_export: bool = False
+    """Also send every log line to the OTLP collector (``OTEL_EXPORTER_OTLP_ENDPOINT`` or
+    ``OTEL_EXPORTER_OTLP_LOGS_ENDPOINT``), with its trace and span ids; stdout keeps them."""
     access_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
     """Fraction of successful (below 400) requests that get an access line; failures always do.
     1.0 logs every request; each line costs about a fifth of the chassis' own time per

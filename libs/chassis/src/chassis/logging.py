@@ -17,40 +17,42 @@ access log alone cost a fifth of the request path (docs/adr/0010).
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import json
 import logging
 import sys
-import time
-from collections.abc import Mapping, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
-import orjson
 import structlog
 from opentelemetry import trace
 
+from chassis.access_line import AccessLineWriter, install_access_lines
 from chassis.context import request_id_var
 from chassis.log_export import OTLPLogSink, configure_log_export, log_export_wanted
+from chassis.log_render import (
+    REDACTED,
+    SENSITIVE_KEY_PARTS,
+    add_timestamp,
+    is_sensitive_key,
+    json_fallback,
+    redact_sensitive,
+    render_json,
+)
 from chassis.settings import BaseServiceSettings
 from chassis.tracing.sampling import unsampled_trace
 
-REDACTED = "[REDACTED]"
-
-# Substrings: a key containing any of them is redacted (access_token, x-api-key ...).
-SENSITIVE_KEY_PARTS = (
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "authorization",
-    "cookie",
-    "api_key",
-    "apikey",
-    "api-key",
-    "private_key",
-    "credential",
-)
+__all__ = [
+    "REDACTED",
+    "ROUTED_LOGGERS",
+    "SENSITIVE_KEY_PARTS",
+    "add_request_and_trace_ids",
+    "add_timestamp",
+    "configure_logging",
+    "is_sensitive_key",
+    "json_fallback",
+    "redact_sensitive",
+    "render_json",
+    "shared_processors",
+]
 
 # stdlib loggers that libraries log through; they get our handler and format.
 ROUTED_LOGGERS = (
@@ -64,44 +66,6 @@ ROUTED_LOGGERS = (
     "arq",
     "alembic",
 )
-
-
-@functools.lru_cache(maxsize=4096)
-def is_sensitive_key(key: str) -> bool:
-    # Cached: the same few dozen keys recur on every line.
-    lowered = key.lower()
-    return any(part in lowered for part in SENSITIVE_KEY_PARTS)
-
-
-# Values that can never hide a nested secret: skipped without an ABC isinstance check.
-_SCALARS = (str, int, float, bool, type(None))
-
-
-def _redact_value(value: Any) -> Any:
-    if isinstance(value, _SCALARS):
-        return value
-    if isinstance(value, Mapping):
-        return {
-            key: REDACTED if isinstance(key, str) and is_sensitive_key(key) else _redact_value(item)
-            for key, item in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return type(value)(_redact_value(item) for item in value)
-    return value
-
-
-def redact_sensitive(
-    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
-    """structlog processor: replace values under sensitive keys, recursively."""
-    for key, value in event_dict.items():
-        if key == "event":
-            continue
-        if is_sensitive_key(key):
-            event_dict[key] = REDACTED
-        elif not isinstance(value, _SCALARS):
-            event_dict[key] = _redact_value(value)
-    return event_dict
 
 
 def add_request_and_trace_ids(
@@ -132,52 +96,6 @@ def shared_processors() -> list[structlog.types.Processor]:
         redact_sensitive,
         add_timestamp,
     ]
-
-
-# (second, "YYYY-MM-DDTHH:MM:SS") of the last line: formatting a date is most of
-# what a timestamp costs, and consecutive lines nearly always share the second.
-# One slot replaced whole, so that threads logging at once never see a torn pair.
-_second_cache: list[tuple[int, str]] = [(-1, "")]
-
-
-def add_timestamp(
-    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
-    """structlog processor: ``timestamp`` as ISO 8601 UTC with microseconds and ``Z``.
-
-    The same text as ``TimeStamper(fmt="iso", utc=True)`` at a quarter of its cost.
-    """
-    now = time.time()
-    second = int(now)
-    cached_second, prefix = _second_cache[0]
-    if second != cached_second:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _second_cache[0] = (second, prefix)
-    micros = min(int((now - second) * 1_000_000), 999_999)
-    event_dict["timestamp"] = "%s.%06dZ" % (prefix, micros)  # noqa: UP031 (faster here)
-    return event_dict
-
-
-def _json_fallback(value: Any) -> Any:
-    """What neither orjson nor json can encode: its ``__structlog__()`` or its repr."""
-    try:
-        return value.__structlog__()
-    except AttributeError:
-        return repr(value)
-
-
-def render_json(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> str:
-    """structlog renderer: one compact JSON object; orjson, or json for what orjson refuses.
-
-    orjson is about ten times faster than ``json.dumps`` here; it refuses integers
-    beyond 64 bits and a few other values, which the stdlib encoder still writes.
-    """
-    try:
-        return orjson.dumps(
-            event_dict, default=_json_fallback, option=orjson.OPT_NON_STR_KEYS
-        ).decode()
-    except TypeError:
-        return json.dumps(event_dict, default=_json_fallback, separators=(",", ":"))
 
 
 # Tracebacks without each frame's local variables, and plain ones on the console.
@@ -256,8 +174,8 @@ def configure_logging(
     handler.setFormatter(formatter)
     handler.set_name("chassis")
 
-    _access_lines[0] = (
-        _AccessLineWriter(chain, output, service, logging.getLevelName(level_name), sink)
+    install_access_lines(
+        AccessLineWriter(chain, output, service, logging.getLevelName(level_name), sink)
         if use_json
         else None
     )
@@ -306,114 +224,3 @@ def _static_fields(**fields: str) -> structlog.types.Processor:
         return event_dict
 
     return add_static
-
-
-# --- the access line ----------------------------------------------------------------------
-# One per request: through structlog's chain (contextvars merge, level, logger name, ids,
-# redaction, timestamp, renderer) it cost more than the rest of the telemetry layer. In
-# JSON mode the line's fields are known and safe, so it is rendered here with the same
-# keys and format, straight to the stream's bytes. Anything else (console output, a test's
-# structlog.testing.capture_logs, a reconfigured structlog) goes through structlog.
-_ACCESS_EVENT = "http_request"
-_ACCESS_LOGGER_NAME = "chassis.access"
-_INFO = logging.INFO
-_access_logger = structlog.get_logger(_ACCESS_LOGGER_NAME)
-
-
-class _AccessLineWriter:
-    def __init__(
-        self,
-        chain: list[Any],
-        output: TextIO,
-        service: str | None,
-        level_no: int,
-        sink: OTLPLogSink | None = None,
-    ) -> None:
-        self.chain = chain
-        self.sink = sink
-        self.service = service
-        self.level_no = level_no
-        self._text = output
-        # Bytes straight to the buffer: orjson makes bytes, and the text layer would
-        # decode and re-encode them. structlog flushes the text layer after every line,
-        # so it never holds text that a line written here could overtake.
-        self._binary = getattr(output, "buffer", None)
-        self._flush_pending = False
-
-    def usable(self) -> bool:
-        # capture_logs edits the configured list in place; configure() replaces it.
-        chain = self.chain
-        return structlog.get_config()["processors"] is chain and chain[-1] is render_json
-
-    def write(self, fields: dict[str, Any], *, error: bool) -> None:
-        if not error and self.level_no > _INFO:
-            return
-        fields["event"] = _ACCESS_EVENT
-        if self.service is not None:
-            fields["service"] = self.service
-        fields["level"] = "error" if error else "info"
-        fields["logger"] = _ACCESS_LOGGER_NAME
-        bound = structlog.contextvars.get_contextvars() if _bound_anything() else None
-        if bound:
-            for key, value in bound.items():
-                fields.setdefault(key, value)
-            redact_sensitive(None, "", fields)
-        add_timestamp(None, "", fields)
-        if self.sink is not None:
-            self.sink.emit(fields, level=fields["level"])
-        try:
-            line = orjson.dumps(fields, default=_json_fallback) + b"\n"
-        except TypeError:
-            text = json.dumps(fields, default=_json_fallback, separators=(",", ":"))
-            line = (text + "\n").encode()
-        if self._binary is None:
-            self._text.write(line.decode())
-            self._text.flush()
-            return
-        self._binary.write(line)
-        if self._flush_pending:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._binary.flush()
-            return
-        # One write(2) per turn of the event loop, not per line: under load a turn finishes
-        # many requests. The line is out before the loop waits for I/O again, so a crash
-        # loses at most the lines of the turn it crashed in.
-        self._flush_pending = True
-        loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_pending = False
-        if self._binary is not None:
-            try:
-                self._binary.flush()
-            except (OSError, ValueError):
-                # A closed or broken stream: the line is lost, as a print would lose it.
-                return
-
-
-def _bound_anything() -> bool:
-    """Whether anything was ever bound with structlog.contextvars in this process.
-
-    Merging costs a copy of the whole context; the services bind nothing per request
-    (the request id is read from its own variable), so the merge is skipped until
-    something is bound. The registry is structlog's; without it, always merge.
-    """
-    registry = getattr(structlog.contextvars, "_CONTEXT_VARS", None)
-    return registry is None or bool(registry)
-
-
-_access_lines: list[_AccessLineWriter | None] = [None]
-
-
-def write_access_line(fields: dict[str, Any], *, error: bool) -> None:
-    """Log one request's access line (`fields` is consumed)."""
-    writer = _access_lines[0]
-    if writer is not None and writer.usable():
-        writer.write(fields, error=error)
-    elif error:
-        _access_logger.error(_ACCESS_EVENT, **fields)
-    else:
-        _access_logger.info(_ACCESS_EVENT, **fields)

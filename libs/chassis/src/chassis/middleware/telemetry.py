@@ -39,10 +39,10 @@ from typing import Any
 
 import structlog
 
+from chassis.access_line import write_access_line
 from chassis.context import request_id_var
 from chassis.disconnects import CLIENT_CLOSED_REQUEST, client_disconnected
 from chassis.errors import send_problem
-from chassis.logging import write_access_line
 from chassis.middleware.telemetry_parts import (
     RedMetrics,
     RequestHead,

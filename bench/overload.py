@@ -72,11 +72,26 @@ def overload_then_recover(
         f"  0.5x {recover.rate:5.0f}/s right after: {recover.created} created,"
         f" failed {recover.failed} {recover.failures or ''} (target 0), p99 {recover.p99_ms} ms"
     )
+    shed = {name: _shed_counts(platform.url(name)) for name in ("gateway", "orders")}
+    say(f"  shed by process and reason (both runs): {shed}")
     return {
         "capacity_per_second": round(capacity, 1),
         "overload": overload.as_dict(),
         "recover": recover.as_dict(),
+        "shed": shed,
     }
+
+
+def _shed_counts(base_url: str) -> dict[str, float]:
+    """``http_requests_shed_total`` by reason, from the process's own /metrics."""
+    text = httpx.get(base_url + "/metrics", timeout=10, trust_env=False).text
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("http_requests_shed_total{"):
+            labels, value = line.rsplit(" ", 1)
+            reason = labels.split('reason="', 1)[1].split('"', 1)[0]
+            counts[reason] = counts.get(reason, 0.0) + float(value)
+    return counts
 
 
 def _client(account: Account) -> httpx.AsyncClient:

@@ -62,6 +62,20 @@ class Gate:
         self.finished += 1
         return PlainTextResponse("done")
 
+    async def held_unread(self, request: Request) -> Response:
+        """Like `held`, but never reads the request (as a FastAPI GET without a body)."""
+        self.entered += 1
+        self._changed.set()
+        try:
+            await self.open.wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        # Once watched, the body the server sent is still the app's to read.
+        self.bodies.append(await request.body())
+        self.finished += 1
+        return PlainTextResponse("done")
+
     async def until_entered(self, count: int) -> None:
         while self.entered < count:
             self._changed.clear()
@@ -98,6 +112,7 @@ def build(gate: Gate, service: str, **options: Any) -> tuple[Starlette, LoadShed
     app = Starlette(
         routes=[
             Route("/held", gate.held, methods=["GET", "POST"]),
+            Route("/unread", gate.held_unread),
             Route("/fast", fast),
             Route("/stream", stream),
             Route("/health/live", fast),
@@ -396,3 +411,34 @@ async def test_the_built_stack_sheds_with_its_headers(
     assert refused.headers["x-content-type-options"] == "nosniff"
     assert refused.headers["retry-after"] == "1"
     assert probe.status_code == 200
+
+
+async def test_a_watched_request_that_never_read_its_body_can_still_read_it(
+    make_scope: Callable[..., Scope], gate: Gate, service: str
+) -> None:
+    app, layer = build(gate, service, watch_after_seconds=0)
+    connection = Connection()
+    call = asyncio.create_task(app(make_scope("/unread"), connection.receive, connection.send))
+    await gate.until_entered(1)
+    await asyncio.sleep(0.01)  # let the zero-delay timer start the watch
+    gate.open.set()
+    await call
+
+    assert gate.bodies == [b""]
+    assert connection.sent[0]["status"] == 200
+    assert layer.in_flight == 0
+
+
+async def test_an_unread_request_is_cancelled_when_its_client_leaves(
+    make_scope: Callable[..., Scope], gate: Gate, service: str
+) -> None:
+    app, layer = build(gate, service)
+    connection = Connection()
+    call = asyncio.create_task(app(make_scope("/unread"), connection.receive, connection.send))
+    await gate.until_entered(1)
+    connection.leave()
+    await call
+
+    assert gate.cancelled == 1
+    assert connection.sent == []
+    assert layer.in_flight == 0

@@ -12,7 +12,9 @@ Work whose caller is gone is dropped:
 - a caller's deadline (``X-Request-Deadline``, `chassis.overload`) already past
   on arrival gets 504 before any handler runs, so nothing touches the database;
 - a client that disconnects before its response starts has its handler
-  cancelled (its unit of work rolls back) and is recorded as 499.
+  cancelled (its unit of work rolls back) and is recorded as 499; its connection
+  is watched once the request has run `watch_after_seconds`, as a task per
+  request would cost more than most requests.
 
 Health and metrics paths are exempt, so probes answer during an overload; a
 readiness probe that failed then would take a busy pod out of service and
@@ -50,6 +52,7 @@ class LoadSheddingMiddleware:
         retry_after_seconds: int = 1,
         exempt_paths: Sequence[str] = ("/health/", "/metrics"),
         cancel_on_disconnect: bool = True,
+        watch_after_seconds: float = 0.05,
         service: str = "app",
     ) -> None:
         if max_concurrent < 0:
@@ -61,6 +64,8 @@ class LoadSheddingMiddleware:
         self.max_concurrent = max_concurrent
         self.exempt_paths = tuple(exempt_paths)
         self.cancel_on_disconnect = cancel_on_disconnect
+        #: How long a request runs before its connection is watched for a disconnect.
+        self.watch_after_seconds = watch_after_seconds
         #: Requests holding a slot now (one event loop: a plain counter is exact).
         self.in_flight = 0
         self._shed_headers = {"Retry-After": str(retry_after_seconds), SHED_HEADER: "concurrency"}
@@ -102,11 +107,19 @@ class LoadSheddingMiddleware:
 
 
 class _Call:
-    """One admitted request: frees its slot when its response starts, watches for its client."""
+    """One admitted request: frees its slot when its response starts, watches for its client.
+
+    The watch (a task reading the server's ``receive`` for ``http.disconnect``) starts
+    only once the request has run `watch_after_seconds` and its body is read: most
+    requests are answered sooner, and a task per request would cost more than they do.
+    """
 
     __slots__ = (
         "_abandoned",
+        "_app_receiving",
+        "_body_read",
         "_disconnect",
+        "_due",
         "_in_app",
         "_owner",
         "_pending_empty_body",
@@ -128,6 +141,9 @@ class _Call:
         self._started = False
         self._in_app = False
         self._abandoned = False
+        self._due = False
+        self._body_read = False
+        self._app_receiving = False
         self._pending_empty_body = False
         self._watcher: asyncio.Task[None] | None = None
         self._disconnect: asyncio.Future[Message] | None = None
@@ -144,11 +160,7 @@ class _Call:
             await owner.app(self.scope, self._receive, self.send)
             return
         self._task = asyncio.current_task()
-        if not _declares_body(self.scope):
-            # Nothing to read: watch the connection from the start, and give the app the
-            # empty body the server would have (the watcher reads the real one).
-            self._pending_empty_body = True
-            self._watch()
+        timer = asyncio.get_running_loop().call_later(owner.watch_after_seconds, self._on_due)
         self._in_app = True
         try:
             await owner.app(self.scope, self.receive, self.send)
@@ -160,6 +172,7 @@ class _Call:
             raise
         finally:
             self._in_app = False
+            timer.cancel()
             watcher = self._watcher
             if watcher is not None:
                 if not watcher.done():
@@ -181,13 +194,35 @@ class _Call:
         if self._disconnect is not None:
             # The watcher owns the server's receive now; it hands on what ends the request.
             return await asyncio.shield(self._disconnect)
-        message = await self._receive()
+        self._app_receiving = True
+        try:
+            message = await self._receive()
+        finally:
+            self._app_receiving = False
         if message["type"] == "http.request" and not message.get("more_body", False):
             # The body is in: from here on the server only ever says the client left.
-            self._watch()
+            self._body_read = True
+            if self._due:
+                self._watch()
         return message
 
+    def _on_due(self) -> None:
+        self._due = True
+        # Never two readers of the server's receive: a read in progress starts the watch
+        # when it returns the last of the body.
+        if self._app_receiving:
+            return
+        if not self._body_read:
+            if _declares_body(self.scope):
+                return
+            # Nothing to read: the watcher takes the server's empty body message, and the
+            # app, if it asks, gets the same one from here.
+            self._pending_empty_body = True
+        self._watch()
+
     def _watch(self) -> None:
+        if self._watcher is not None or self._started or not self._in_app:
+            return
         self._disconnect = asyncio.get_running_loop().create_future()
         self._watcher = asyncio.create_task(self._wait_for_disconnect(self._disconnect))
 

@@ -44,6 +44,9 @@ DEFAULT_VARIANTS = (
     "bare",
     "chassis_middleware_only",
     "chassis_full",
+    "chassis_full_none_sampled",
+    "chassis_full_all_sampled",
+    "chassis_full_access_sampled",
     "chassis_shipped",
     "chassis_stock_telemetry",
 )

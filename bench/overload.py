@@ -38,13 +38,19 @@ class PacedRun:
     #: Non-201 answers by status, and transport errors by kind.
     failures: dict[str, int] = field(default_factory=dict)
     p99_ms: float | None = None
+    #: When, in seconds after the run's first send, its failed requests had been sent.
+    failed_sent_at: list[float] = field(default_factory=list)
 
     @property
     def failed(self) -> int:
         return sum(self.failures.values())
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "failed": self.failed}
+        data = asdict(self)
+        times = sorted(data.pop("failed_sent_at"))
+        # Where in the run failures fall (the overload's tail, or all along), not each one.
+        data["failed_sent_between_s"] = [times[0], times[-1]] if times else None
+        return {**data, "failed": self.failed}
 
 
 def overload_then_recover(
@@ -71,6 +77,12 @@ def overload_then_recover(
     say(
         f"  0.5x {recover.rate:5.0f}/s right after: {recover.created} created,"
         f" failed {recover.failed} {recover.failures or ''} (target 0), p99 {recover.p99_ms} ms"
+        + (
+            f", failures sent {min(recover.failed_sent_at):.1f}-{max(recover.failed_sent_at):.1f}"
+            " s into it"
+            if recover.failed_sent_at
+            else ""
+        )
     )
     shed = {name: _shed_counts(platform.url(name)) for name in ("gateway", "orders")}
     say(f"  shed by process and reason (both runs): {shed}")
@@ -152,12 +164,14 @@ async def _paced(client: httpx.AsyncClient, url: str, run: PacedRun, begins: flo
             status = await _post(client, url)
         except httpx.HTTPError as exc:
             failures[type(exc).__name__] += 1
+            run.failed_sent_at.append(round(sent - begins, 2))
             return
         if status == 201:
             run.created += 1
             latencies.append((time.perf_counter() - sent) * 1000)
         else:
             failures[str(status)] += 1
+            run.failed_sent_at.append(round(sent - begins, 2))
 
     run.sent = total
     await asyncio.gather(*(place(begins + i / run.rate) for i in range(total)))

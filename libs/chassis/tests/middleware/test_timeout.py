@@ -174,3 +174,22 @@ async def test_non_http_scopes_have_no_deadline(
 def test_timeout_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         TelemetryMiddleware(fast, service="test", timeout_seconds=0)  # type: ignore[arg-type]
+
+
+async def test_the_callers_deadline_shortens_the_request_deadline(
+    asgi_client: Callable[..., Any],
+) -> None:
+    import time
+
+    # Our own deadline is far away; the caller (a chassis client) gives up in 50 ms.
+    app = Starlette(
+        routes=[Route("/slow", never_answers)],
+        middleware=[Middleware(TelemetryMiddleware, service="test", timeout_seconds=3600)],
+    )
+    async with asgi_client(app) as client:
+        response = await client.get(
+            "/slow", headers={"X-Request-Deadline": f"{time.time() + DEADLINE:.6f}"}
+        )
+
+    assert response.status_code == 504
+    assert response.json()["title"] == "Gateway Timeout"

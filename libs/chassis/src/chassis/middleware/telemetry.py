@@ -50,6 +50,7 @@ from chassis.middleware.telemetry_parts import (
     ServerSpans,
     UnsampledRequest,
 )
+from chassis.overload import seconds_left
 from chassis.routing import UNMATCHED_ROUTE, route_template
 from chassis.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -151,7 +152,13 @@ class TelemetryMiddleware:
                 expiry = None
                 task.cancel()  # type: ignore[union-attr]
 
-            expiry = asyncio.get_running_loop().call_later(self.timeout_seconds, expire)
+            # A chassis caller's own deadline (X-Request-Deadline) shortens ours: past it,
+            # nobody is waiting for the answer.
+            timeout = self.timeout_seconds
+            left = seconds_left(scope)
+            if left is not None and 0 < left < timeout:
+                timeout = left
+            expiry = asyncio.get_running_loop().call_later(timeout, expire)
 
         failed = True
         error: BaseException | None = None

@@ -214,3 +214,42 @@ def test_request_latency_tails_show_their_exemplars() -> None:
     ]
     assert tails
     assert all(target.get("exemplar") is True for target in tails)
+
+
+HOME = next((path for path in DASHBOARD_FILES if path.name == "home.json"), None)
+
+
+def _slos() -> set[str]:
+    rules_dir = DASHBOARD_FILES[0].parents[2] / "prometheus" / "rules"
+    return {
+        rule["labels"]["slo"]
+        for path in sorted(rules_dir.glob("*.yml"))
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+        for rule in group["rules"]
+        if rule.get("record") == "slo:objective:ratio"
+    }
+
+
+def test_the_home_dashboard_shows_every_slo_with_its_budget_and_burn_rates() -> None:
+    assert HOME is not None, "no home dashboard (home.json)"
+    slos = _slos()
+    assert slos
+    exprs = [" ".join(query.expr.split()) for query in queries(HOME)]
+    for slo in slos:
+        selector = f'{{slo="{slo}"}}'
+        mine = [expr for expr in exprs if selector in expr]
+        for shown in (
+            "slo:objective:ratio",
+            "slo:sli_error:ratio_rate30d",
+            "slo:error_budget_remaining:ratio",
+        ):
+            assert any(shown + selector in expr for expr in mine), f"{slo}: no {shown} panel"
+        # A burn rate for every long window the alerts compare (and the shortest one).
+        burns = {
+            window
+            for window in ("5m", "1h", "6h", "1d", "3d")
+            for expr in mine
+            if f"slo:sli_error:ratio_rate{window}{selector} / on (slo, service) (1 - "
+            f"slo:objective:ratio{selector})" in expr
+        }
+        assert burns == {"5m", "1h", "6h", "1d", "3d"}, f"{slo}: burn rates shown {burns}"

@@ -22,7 +22,8 @@ from chassis.types import Scope
 
 DEADLINE_HEADER = "X-Request-Deadline"
 SHED_HEADER = "X-Load-Shed"
-_HEADER_KEY = DEADLINE_HEADER.lower().encode("latin-1")
+#: The header as ASGI servers give it (lower case, bytes).
+DEADLINE_HEADER_KEY = DEADLINE_HEADER.lower().encode("latin-1")
 
 
 def format_deadline(seconds_from_now: float) -> str:
@@ -37,10 +38,15 @@ def seconds_left(scope: Scope) -> float | None:
     is advice about the caller's patience, never a reason to fail a request.
     """
     for name, value in scope["headers"]:
-        if name == _HEADER_KEY:
-            try:
-                deadline = float(value)
-            except ValueError:
-                return None
-            return deadline - time.time() if math.isfinite(deadline) else None
+        if name == DEADLINE_HEADER_KEY:
+            return seconds_left_of(value)
     return None
+
+
+def seconds_left_of(value: bytes) -> float | None:
+    """`seconds_left` for a header value already found (a layer that reads the head once)."""
+    try:
+        deadline = float(value)
+    except ValueError:
+        return None
+    return deadline - time.time() if math.isfinite(deadline) else None

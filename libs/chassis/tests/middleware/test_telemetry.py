@@ -64,16 +64,22 @@ def downstream_app(provider: TracerProvider, *, status: int = 200) -> ASGIApp:
     return Starlette(routes=[Route("/orders", handler)])
 
 
+def traced_app(ratio: float) -> tuple[ASGIApp, InMemorySpanExporter]:
+    """`downstream_app` behind the telemetry layer, traced at `ratio` by its own provider."""
+    provider, exporter = traced(ratio)
+    app = TelemetryMiddleware(
+        downstream_app(provider), service="test", tracing=True, tracer_provider=provider
+    )
+    return app, exporter
+
+
 # --- sampling happens before any span ------------------------------------------------------
 
 
 async def test_an_unsampled_request_records_nothing_and_tells_downstream_so(
     asgi_client: Callable[..., Any],
 ) -> None:
-    provider, exporter = traced(0.0)
-    app = TelemetryMiddleware(
-        downstream_app(provider), service="test", tracing=True, tracer_provider=provider
-    )
+    app, exporter = traced_app(0.0)
     async with asgi_client(app) as client:
         fresh = (await client.get("/orders")).json()
         continued = (
@@ -97,10 +103,7 @@ def sampled(traceparent: str) -> bool:
 async def test_a_sampled_request_has_one_server_span_and_its_children(
     asgi_client: Callable[..., Any],
 ) -> None:
-    provider, exporter = traced(1.0)
-    app = TelemetryMiddleware(
-        downstream_app(provider), service="test", tracing=True, tracer_provider=provider
-    )
+    app, exporter = traced_app(1.0)
     async with asgi_client(app) as client:
         outgoing = (await client.get("/orders")).json()["traceparent"]
 
@@ -115,10 +118,7 @@ async def test_the_draw_samples_at_the_ratio_not_its_square(
     asgi_client: Callable[..., Any],
 ) -> None:
     # 400 requests at 0.5: binomial mean 200, sd 10. Drawing twice (0.25) would give 100.
-    provider, exporter = traced(0.5)
-    app = TelemetryMiddleware(
-        downstream_app(provider), service="test", tracing=True, tracer_provider=provider
-    )
+    app, exporter = traced_app(0.5)
     async with asgi_client(app) as client:
         for _ in range(400):
             await client.get("/orders")

@@ -50,7 +50,7 @@ from chassis.middleware.telemetry_parts import (
     ServerSpans,
     UnsampledRequest,
 )
-from chassis.overload import seconds_left
+from chassis.overload import seconds_left_of
 from chassis.routing import UNMATCHED_ROUTE, route_template
 from chassis.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -155,7 +155,7 @@ class TelemetryMiddleware:
             # A chassis caller's own deadline (X-Request-Deadline) shortens ours: past it,
             # nobody is waiting for the answer.
             timeout = self.timeout_seconds
-            left = seconds_left(scope)
+            left = seconds_left_of(head.deadline) if head.deadline is not None else None
             if left is not None and 0 < left < timeout:
                 timeout = left
             expiry = asyncio.get_running_loop().call_later(timeout, expire)

@@ -17,6 +17,7 @@ from chassis.metrics.registry import (
     HTTP_REQUESTS,
     HTTP_REQUESTS_IN_PROGRESS,
 )
+from chassis.overload import DEADLINE_HEADER_KEY
 from chassis.tracing.sampling import (
     ChassisSampler,
     clear_drawn_sampled,
@@ -38,13 +39,22 @@ _SERVER_ERROR = 500
 class RequestHead:
     """What the layer needs from the request headers, read in one pass."""
 
-    __slots__ = ("other_trace_headers", "request_id", "trace_id", "traceparent", "user_agent")
+    __slots__ = (
+        "deadline",
+        "other_trace_headers",
+        "request_id",
+        "trace_id",
+        "traceparent",
+        "user_agent",
+    )
 
     def __init__(self, headers: Sequence[tuple[bytes, bytes]], id_header: bytes) -> None:
         self.request_id: str | None = None
         self.user_agent: str | None = None
         self.traceparent: bytes | None = None
         self.other_trace_headers = False
+        #: The caller's X-Request-Deadline, as sent (chassis.overload reads it).
+        self.deadline: bytes | None = None
         #: The trace id of an incoming unsampled context (for the access line's trace_id).
         self.trace_id = 0
         for name, value in headers:
@@ -58,6 +68,8 @@ class RequestHead:
                 self.traceparent = value
             elif name in _OTHER_TRACE_HEADERS:
                 self.other_trace_headers = True
+            elif name == DEADLINE_HEADER_KEY:
+                self.deadline = value
 
 
 class RedMetrics:

@@ -41,7 +41,7 @@ class ServerSettings(_Group):
     """Largest request target plus headers accepted; larger ones get 431."""
     max_concurrent_requests: int | None = Field(default=None, ge=0)
     """Requests one process works on at once; the next gets 503 with Retry-After at once.
-    Unset: the database pool's capacity (`pool_size + max_overflow`) in a service with a
+    Unset: four per pooled connection (`4 * (pool_size + max_overflow)`) in a service with a
     database, else 100; 0 means no limit. Health and metrics paths never count."""
     shed_retry_after_seconds: int = Field(default=1, ge=0)
     """Retry-After of the 503 a request gets when the process is at its limit."""

@@ -372,10 +372,10 @@ def options_for(*, database: bool, **settings: Any) -> dict[str, Any]:
     return load_shedding_options(builder)
 
 
-def test_the_default_limit_is_the_database_pools_capacity() -> None:
+def test_the_default_limit_is_four_requests_per_pooled_connection() -> None:
     pool = DatabaseSettings(pool_size=4, max_overflow=3)
     with_pool = AppBuilder(BaseServiceSettings(database=pool)).with_database()
-    assert load_shedding_options(with_pool)["max_concurrent"] == 7
+    assert load_shedding_options(with_pool)["max_concurrent"] == 4 * 7
     assert options_for(database=False)["max_concurrent"] == DEFAULT_LIMIT_WITHOUT_DATABASE
 
 

@@ -21,6 +21,7 @@ import httpx
 
 from chassis.context import get_request_id
 from chassis.http.breaker import CircuitBreaker
+from chassis.http.client_span import end_with_error, end_with_status, start_client_span
 from chassis.http.errors import (
     CircuitOpenError,
     DeadlineExceeded,
@@ -84,8 +85,9 @@ class UpstreamClient:
             # Service-to-service calls must not follow a developer's HTTP_PROXY or .netrc.
             trust_env=False,
         )
-        if own_aiohttp:
-            _trace_client_spans(self._client)
+        # The stock httpx instrumentation patches httpx's own transport only; calls over
+        # aiohttp get the chassis' cheaper span (chassis.http.client_span).
+        self._own_spans = own_aiohttp
 
     # --- calls ---------------------------------------------------------------------
     async def request(
@@ -187,6 +189,7 @@ class UpstreamClient:
         method = request.method if request.method in _METHODS else "OTHER"
         try:
             async with self.breaker.guard(is_failure=is_upstream_failure) as call:
+                span = start_client_span(self.name, request) if self._own_spans else None
                 started = time.perf_counter()
                 try:
                     # The deadline ends an attempt as a timeout (the breaker counts it),
@@ -195,11 +198,18 @@ class UpstreamClient:
                         response = await self._client.send(request, stream=stream)
                 except TimeoutError as exc:
                     self._observe(method, "deadline", started)
-                    raise DeadlineExceeded("call deadline exceeded", request=request) from exc
+                    error = DeadlineExceeded("call deadline exceeded", request=request)
+                    if span is not None:
+                        end_with_error(span, error)
+                    raise error from exc
                 except BaseException as exc:
                     self._observe(method, error_kind(exc), started)
+                    if span is not None:
+                        end_with_error(span, exc)
                     raise
                 self._observe(method, str(response.status_code), started)
+                if span is not None:
+                    end_with_status(span, response.status_code)
                 if response.status_code in BREAKER_FAILURE_STATUSES and not _shed(response):
                     call.record_failure()
                 return response
@@ -249,19 +259,6 @@ class _CookielessClient(httpx.AsyncClient):
     def cookies(self, cookies: Any) -> None:
         # httpx.AsyncClient.__init__ assigns the jar; there is none to keep.
         return None
-
-
-def _trace_client_spans(client: httpx.AsyncClient) -> None:
-    """Client spans for a transport the process-wide httpx instrumentation does not patch.
-
-    `chassis.tracing` instruments httpx's own transport class; a client on another
-    transport gets the same spans when, and only when, that instrumentation is in place.
-    """
-    patched = httpx.AsyncHTTPTransport.handle_async_request
-    if getattr(patched, "__wrapped__", None) is not None:
-        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-
-        HTTPXClientInstrumentor.instrument_client(client)
 
 
 def _aiohttp_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:

@@ -196,6 +196,26 @@ async def update_queue_depth(redis: Redis, queue_name: str = default_queue_name)
     return depth
 
 
+#: Where start-up keeps arq's main task (the one that runs start-up, then the poll loop).
+_POLL_LOOP_KEY = "_chassis_poll_loop"
+
+
+async def _end_poll_loop(ctx: dict[str, Any]) -> None:
+    """Cancel arq's main task until it has ended, start-up included, and wait for it.
+
+    arq's close() cancels it once and goes on to the shutdown hook and to closing
+    the pool: a cancel lost beneath it (by a library's `asyncio.wait_for` on Python
+    3.11) left it polling the closed pool, and a start-up still under way raced the
+    shutdown that undoes it.
+    """
+    task: asyncio.Task[Any] | None = ctx.pop(_POLL_LOOP_KEY, None)
+    if task is None or task is asyncio.current_task():
+        return
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.5)
+
+
 async def _report_queue_depth(redis: Redis, queue_name: str, interval: float) -> None:
     while True:
         try:
@@ -230,7 +250,8 @@ def worker_settings(
     ``ctx["database"]`` (`Database`) and ``ctx["db"]`` (its session maker)
     unless `database` is false (a worker that only calls other services),
     starts the queue-depth reporter, then runs `on_startup`. Shutdown runs
-    `on_shutdown` first, then closes what start-up opened. On SIGTERM the
+    `on_shutdown` first (once arq's poll loop, and a start-up still under way,
+    has ended), then closes what start-up opened. On SIGTERM the
     worker stops taking jobs and waits `job_completion_wait` seconds (default:
     the server's graceful timeout) for running ones. A Redis out of reach
     pauses the worker for at least `redis_outage_seconds` (0: as long as it
@@ -238,6 +259,7 @@ def worker_settings(
     """
 
     async def startup(ctx: dict[str, Any]) -> None:
+        ctx[_POLL_LOOP_KEY] = asyncio.current_task()
         await adopt_redis_settings(ctx["redis"], settings)
         configure_logging(settings)
         ctx["settings"] = settings
@@ -260,6 +282,7 @@ def worker_settings(
             freeze_startup_heap()
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        await _end_poll_loop(ctx)
         try:
             if on_shutdown is not None:
                 await on_shutdown(ctx)

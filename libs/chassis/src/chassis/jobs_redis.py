@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from arq.connections import RedisSettings
@@ -104,6 +104,39 @@ class _PatientConnection(AbstractConnection):
         if self.is_connected:
             return
         await self.retry.call_with_retry(super().connect, lambda _error: self.disconnect())
+
+    async def send_packed_command(
+        self, command: bytes | str | Iterable[bytes], check_health: bool = True
+    ) -> None:
+        """redis-py's, with `asyncio.timeout` where it has `asyncio.wait_for`.
+
+        Python 3.11's wait_for returns its inner task's result when that task finished in
+        the loop turn the caller was cancelled in: the cancel is lost. arq's close() cancels
+        the poll loop once, so a lost cancel left it polling a closed pool.
+        """
+        if not self.socket_timeout:
+            await super().send_packed_command(command, check_health)
+            return
+        if not self.is_connected:
+            await self.connect()
+        elif check_health:
+            await self.check_health()  # type: ignore[no-untyped-call]
+        if isinstance(command, str):
+            command = command.encode()
+        packed: Iterable[bytes] = [command] if isinstance(command, bytes) else command
+        try:
+            async with asyncio.timeout(self.socket_timeout):
+                await self._send_packed_command(packed)
+        except TimeoutError:
+            await self.disconnect(nowait=True)
+            raise RedisTimeoutError("Timeout writing to socket") from None
+        except OSError as error:
+            await self.disconnect(nowait=True)
+            raise RedisConnectionError(f"Error while writing to socket: {error}") from error
+        except BaseException:
+            # As redis-py: a half-sent command leaves the connection unusable.
+            await self.disconnect(nowait=True)
+            raise
 
 
 def _patient(connection_class: type[AbstractConnection]) -> type[AbstractConnection]:

@@ -323,3 +323,48 @@ async def test_a_worker_without_a_database_opens_none(
 
     assert seen == [set()]
     assert not (tmp_path / "data").exists()
+
+
+async def test_close_ends_a_start_up_that_outlived_its_cancel_before_shutting_down(
+    redis_url: str, queue: str, tmp_path: Any
+) -> None:
+    """arq's close() cancels its main task once: the shutdown hook must not run, nor the pool
+    close, while that task (here a start-up that loses the first cancel) goes on."""
+    settings = BaseServiceSettings(
+        service_name="late-start", redis={"url": redis_url}, data_dir=tmp_path / "data"
+    )
+    starting = asyncio.Event()
+    events: list[str] = []
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        starting.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            events.append("first cancel lost")  # as a cancel lost deep in a library would be
+        await asyncio.sleep(30)
+
+    async def on_shutdown(ctx: dict[str, Any]) -> None:
+        events.append("shutdown, main task " + ("ended" if main.done() else "running"))
+
+    @job(unique("test.never_run"))
+    async def never_run(ctx: dict[str, Any]) -> None:
+        raise AssertionError("no job is enqueued")
+
+    settings_cls = worker_settings(
+        settings,
+        functions=[never_run],
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
+        queue_name=queue,
+        database=False,
+    )
+    worker = create_worker(settings_cls, handle_signals=False, poll_delay=0.01)
+    main = asyncio.create_task(worker.async_run())
+    await asyncio.wait_for(starting.wait(), 10)
+    async with asyncio.timeout(10):
+        await close_worker(worker)
+        await asyncio.gather(main, return_exceptions=True)
+
+    assert events == ["first cancel lost", "shutdown, main task ended"]
+    assert main.cancelled()

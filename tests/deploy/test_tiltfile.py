@@ -6,8 +6,9 @@ first `tilt up` would otherwise find: every resource names a rendered workload, 
 path exists, live update syncs into the packages the image really runs, and the dev
 Secret holds every key the dev values read. The observability loop matches compose's:
 the collector, Loki and Alertmanager read the files docker-compose.yml mounts (as the
-compose engine resolves it), every exporter, alerting target and datasource reaches a
-Service Tilt creates, and the apps send their logs.
+compose engine resolves it), Prometheus runs compose's flags, Grafana opens on compose's
+home dashboard, each container is confined as compose confines it, every exporter,
+alerting target and datasource reaches a Service Tilt creates, and the apps send their logs.
 """
 
 from __future__ import annotations
@@ -504,3 +505,73 @@ def test_grafana_reads_the_compose_datasources_and_each_reaches_a_tilt_service()
     reached = {source["type"]: service_at(source["url"]) for source in datasources}
     assert set(reached) == {"prometheus", "jaeger", "loki"}
     assert {"loki", "prometheus", "jaeger"} <= set(resources()["grafana"]["resource_deps"])
+
+
+def test_prometheus_runs_compose_flags_and_keeps_the_slo_window(
+    compose_services: dict[str, dict[str, Any]],
+) -> None:
+    (container,) = containers(tilt_object("Deployment", "prometheus"))
+    compose = compose_services["prometheus"]["command"]
+    # Exemplars for the latency panels' links to Jaeger, and /-/reload: as in compose.
+    assert {"--enable-feature=exemplar-storage", "--web.enable-lifecycle"} <= set(compose)
+    assert container["args"] == compose
+    (retention,) = [a for a in container["args"] if a.startswith("--storage.tsdb.retention.time=")]
+    rules = (ROOT / "deploy/observability/prometheus/rules/chassis.yml").read_text()
+    longest = max(int(days) for days in re.findall(r"\[(\d+)d\]", rules))
+    assert longest == 30
+    assert int(retention.split("=")[1].removesuffix("d")) > longest
+
+
+def test_grafana_opens_on_the_slo_home_dashboard_like_compose(
+    compose_services: dict[str, dict[str, Any]],
+) -> None:
+    compose = compose_services["grafana"]
+    variable = "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"
+    home = compose["environment"][variable]
+    grafana = tilt_object("Deployment", "grafana")
+    (container,) = containers(grafana)
+    assert {item["name"]: item.get("value") for item in container["env"]}[variable] == home
+    (source,) = [
+        Path(volume["source"]) / Path(home).relative_to(volume["target"])
+        for volume in compose["volumes"]
+        if volume["type"] == "bind" and Path(home).is_relative_to(volume["target"])
+    ]
+    assert source == ROOT / "deploy/observability/grafana/dashboards/home.json"
+    assert mounted_file(grafana, home) == source.read_text()
+
+
+#: Each image's own USER (upstream Dockerfiles), which runAsUser makes explicit.
+IMAGE_USERS = {"jaegertracing/all-in-one": 10001, "prom/prometheus": 65534, "grafana/grafana": 472}
+
+
+def test_observability_containers_are_confined_like_compose(
+    compose_services: dict[str, dict[str, Any]],
+) -> None:
+    for name in ("otel-collector", "jaeger", "loki", "prometheus", "alertmanager", "grafana"):
+        compose = compose_services[name]
+        workload = tilt_object("Deployment", name)
+        (container,) = containers(workload)
+        security = container.get("securityContext", {})
+        assert compose["cap_drop"] == ["ALL"], name
+        assert security.get("capabilities", {}).get("drop") == ["ALL"], name
+        assert "no-new-privileges:true" in compose["security_opt"], name
+        assert security.get("allowPrivilegeEscalation") is False, name
+        if compose.get("read_only"):
+            assert security.get("readOnlyRootFilesystem") is True, name
+        if security.get("readOnlyRootFilesystem"):
+            # Every path compose lets it write (tmpfs, named volumes) is an emptyDir here.
+            writable = list(compose.get("tmpfs", [])) + [
+                v["target"] for v in compose.get("volumes", []) if v["type"] in {"volume", "tmpfs"}
+            ]
+            volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
+            mounts = {m["mountPath"]: m for m in container.get("volumeMounts", [])}
+            for path in writable:
+                assert path in mounts, (name, path, "read-only root, nothing mounted")
+                assert "emptyDir" in volumes[mounts[path]["name"]], (name, path)
+                assert not mounts[path].get("readOnly"), (name, path)
+        if security.get("runAsNonRoot"):
+            # A numeric user the kubelet can check (Prometheus's image says `nobody`).
+            assert security["runAsUser"] == IMAGE_USERS[container["image"].split(":")[0]], name
+    for name in ("jaeger", "prometheus", "grafana"):
+        (container,) = containers(tilt_object("Deployment", name))
+        assert container["securityContext"]["runAsNonRoot"] is True, name

@@ -10,10 +10,12 @@ import pytest
 from httpx import AsyncClient
 from pydantic import BaseModel
 from sqlalchemy import event, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from chassis.database import Database
+from chassis.database import Database, utc_now
 from contracts.orders import OrderCreate
+from orders.idempotency import repository
 from orders.idempotency.service import RequestInProgress, fingerprint, run_once
 from orders.order import service
 from orders.order.models import OrderItemRow
@@ -270,11 +272,22 @@ async def test_a_duplicate_of_a_first_request_that_rolled_back_creates_the_order
 
 
 async def test_a_conflict_with_nothing_to_replay_asks_the_client_to_retry(
-    database: Database, stored: Any
+    database: Database, stored: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Another request took the key and committed; its row is purged (the retention
+    # job) between this request's INSERT finding the key taken and its read.
+    async with database.session() as other:
+        await repository.claim(other, _key_row("alice", KEY))
+    find = repository.find
+
+    async def purged_then_find(session: AsyncSession, **where: str) -> Any:
+        async with database.session() as purge:
+            await purge.execute(text("DELETE FROM idempotency_keys"))
+        return await find(session, **where)
+
+    monkeypatch.setattr(repository, "find", purged_then_find)
+
     async def work() -> Nothing:
-        # A row the database refuses, so the flush fails with an integrity error.
-        session.add(OrderItemRow(order_id=None, position=0, sku="X", quantity=1))
         return Nothing()
 
     async with database.session() as session:
@@ -285,6 +298,33 @@ async def test_a_conflict_with_nothing_to_replay_asks_the_client_to_retry(
 
     assert raised.value.status_code == 409
     assert await stored.keys() == []
+
+
+async def test_an_error_in_the_work_is_not_taken_for_a_used_key(
+    database: Database, stored: Any
+) -> None:
+    async def work() -> Nothing:
+        # A row the database refuses, so the flush before the key's INSERT fails.
+        session.add(OrderItemRow(order_id=None, position=0, sku="X", quantity=1))
+        return Nothing()
+
+    with pytest.raises(IntegrityError):
+        async with database.session() as session:
+            await run_once(
+                session, owner_id="alice", key=KEY, request={"a": 1}, work=work, answer=Nothing
+            )
+    assert await stored.keys() == []
+
+
+def _key_row(owner_id: str, key: str) -> dict[str, Any]:
+    return {
+        "owner_id": owner_id,
+        "key": key,
+        "request_hash": fingerprint({"a": 1}),
+        "status_code": 201,
+        "response_body": {},
+        "created_at": utc_now(),
+    }
 
 
 async def test_a_new_key_is_stored_without_a_read_first(
@@ -306,6 +346,8 @@ async def test_a_new_key_is_stored_without_a_read_first(
 
     on_keys = [s for s in statements if "idempotency_keys" in s]
     assert [s.split()[0] for s in on_keys] == ["INSERT"]
+    # No savepoint around the work: two round trips per order fewer.
+    assert not [s for s in statements if s.split()[0] in {"SAVEPOINT", "RELEASE"}], statements
     assert len(await stored.keys()) == len(await stored.orders()) == 1
 
 

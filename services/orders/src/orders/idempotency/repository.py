@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,8 +20,21 @@ async def find(session: AsyncSession, *, owner_id: str, key: str) -> Idempotency
     return (await session.scalars(query)).one_or_none()
 
 
-def add(session: AsyncSession, record: IdempotencyKey) -> None:
-    session.add(record)
+async def claim(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Insert the key's row unless (owner_id, key) is taken; True when this call inserted it.
+
+    ``INSERT ... ON CONFLICT DO NOTHING``: a key another transaction holds but has not
+    committed makes this wait for it (Postgres blocks on the index entry), as a plain
+    INSERT would, and the answer is then whether that transaction committed.
+    """
+    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
+    statement = (
+        dialect.insert(IdempotencyKey)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["owner_id", "key"])
+        .returning(IdempotencyKey.id)
+    )
+    return (await session.execute(statement)).first() is not None
 
 
 async def delete_created_before(session: AsyncSession, *, cutoff: datetime) -> int:

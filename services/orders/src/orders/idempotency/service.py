@@ -1,22 +1,23 @@
 """Run a create once per (user, key): the first answer is stored with the data it created.
 
-How a keyed request is answered:
+How a keyed request is answered (`run_once` is the request's whole unit of work):
 
-1. The work runs and its answer is inserted into ``idempotency_keys`` in one
-   savepoint of the request's transaction: the order, its outbox event and the
-   stored answer commit together (when the session dependency commits) or not
-   at all. Nothing is read first: a new key, nearly every request, costs no
-   query beyond its INSERT.
-2. A key already stored fails that INSERT on the unique constraint on
-   (owner_id, key). The savepoint is rolled back, so nothing the request
-   staged (its order and event too) survives, and the stored answer is read:
-   the same request (equal canonical JSON hash) gets it replayed, marked as
-   such; a different request is refused with `KeyReused` (the IETF
-   idempotency-key draft's choice: the key was reused for another payload).
+1. The work runs, staging its rows, and then its answer is inserted into
+   ``idempotency_keys`` with ``ON CONFLICT (owner_id, key) DO NOTHING``: the
+   order, its outbox event and the stored answer commit together (when the
+   session dependency commits) or not at all. Nothing is read first and no
+   savepoint is taken: a new key, nearly every request, costs that INSERT and
+   nothing more (a savepoint cost two more round trips per order).
+2. A key already stored inserts nothing. The request's transaction is rolled
+   back, so nothing the work staged (its order and event too) survives, and
+   the stored answer is read: the same request (equal canonical JSON hash)
+   gets it replayed, marked as such; a different request is refused with
+   `KeyReused` (the IETF idempotency-key draft's choice: the key was reused
+   for another payload).
 3. Two concurrent requests with one key: the second INSERT waits for the
-   first transaction (Postgres blocks on the index entry) and then fails once
-   the first commits, and step 2 replays the first's answer: one order, two
-   equal answers. If the first rolled back instead, the second simply
+   first transaction (Postgres blocks on the index entry) and inserts nothing
+   once the first commits, and step 2 replays the first's answer: one order,
+   two equal answers. If the first rolled back instead, the second simply
    succeeds. Should the re-read find nothing (the row was purged in between),
    the caller gets `RequestInProgress` ("retry") rather than a second order.
 
@@ -36,10 +37,9 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chassis.database import savepoint, utc_now
+from chassis.database import utc_now
 from chassis.errors import Conflict, UnprocessableContent
 from orders.idempotency import repository
 from orders.idempotency.models import CREATED, IdempotencyKey
@@ -91,28 +91,23 @@ async def run_once(
 ) -> Outcome[AnswerT]:
     """The answer for `owner_id`'s request under `key`: replayed, or `work`'s, stored."""
     request_hash = fingerprint(request)
-    # Insert first, read only on conflict: a new key (nearly every request) costs no
-    # read, and a key already used fails the same unique index a racing duplicate does.
-    try:
-        # Flushed when the block ends, not at commit, so that a used key is handled here.
-        async with savepoint(session):
-            fresh = await work()
-            repository.add(
-                session,
-                IdempotencyKey(
-                    owner_id=owner_id,
-                    key=key,
-                    request_hash=request_hash,
-                    status_code=CREATED,
-                    response_body=fresh.model_dump(mode="json"),
-                    created_at=now or utc_now(),
-                ),
-            )
-    except IntegrityError:
-        # Only the savepoint rolled back: nothing staged by `work` survives, and the
-        # replay is the stored answer alone.
+    fresh = await work()
+    claimed = await repository.claim(
+        session,
+        {
+            "owner_id": owner_id,
+            "key": key,
+            "request_hash": request_hash,
+            "status_code": CREATED,
+            "response_body": fresh.model_dump(mode="json"),
+            "created_at": now or utc_now(),
+        },
+    )
+    if not claimed:
+        # Nothing staged by `work` survives; the replay is the stored answer alone.
+        await session.rollback()
         existing = await repository.find(session, owner_id=owner_id, key=key)
         if existing is None:
-            raise RequestInProgress from None
+            raise RequestInProgress
         return _replay(existing, request_hash, answer)
     return Outcome(fresh)

@@ -5,8 +5,8 @@ worker process, and a restart cannot bring Redis back. `redis_settings_for`
 gives arq a pool whose commands are tried again, with backoff, while Redis
 refuses, cuts or stops answering (a partition drops packets: only timeouts
 tell); `adopt_redis_settings` then gives that pool what arq cannot pass it:
-the command timeout, health checks, and connections that retry their
-handshake too.
+the command timeout, health checks, connections that retry their handshake
+too, and transactions whose WATCH outlives a lost connection.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from typing import Any, TypeVar
 
 from arq.connections import RedisSettings
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import AbstractBackoff, ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from chassis.settings import BaseServiceSettings
@@ -139,6 +140,78 @@ class _PatientConnection(AbstractConnection):
             raise
 
 
+class _PatientPipeline(Pipeline):
+    """A pipeline whose WATCH outlives a lost connection, so that arq's claim of a job does.
+
+    redis-py answers a connection lost while watching with WatchError, raised from the
+    read that failed (arq claims a job with WATCH, EXISTS, ZSCORE, then MULTI/EXEC, and
+    catches WatchError only from the EXEC: from a read it ended the worker). Here the
+    reads made under the lost WATCH are made again under a new one, once Redis answers:
+    the same answers mean the caller's decision still stands, and EXEC keeps guarding it
+    from then on; other answers fail the EXEC with WatchError, as a changed key would.
+    An EXEC whose connection is lost stays redis-py's WatchError: it may have run.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._watched: list[tuple[tuple[Any, ...], dict[str, Any], Any]] = []
+        self._watch_lost = False
+        self._losing = False
+        self._changed = False
+
+    async def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
+        while True:
+            try:
+                if self._watch_lost:
+                    await self._watch_again()
+                result = await super().immediate_execute_command(*args, **options)  # type: ignore[no-untyped-call]
+            except WatchError:
+                if not self._watch_lost:
+                    raise
+                continue  # lost again: the outage goes on
+            if self.watching:
+                self._watched.append((args, dict(options), result))
+            else:
+                self._watched.clear()
+            return result
+
+    async def _watch_again(self) -> None:
+        for args, options, seen in self._watched:
+            if await super().immediate_execute_command(*args, **options) != seen:  # type: ignore[no-untyped-call]
+                self._changed = True
+        self._watch_lost = False
+
+    async def _disconnect_reset_raise(self, conn: AbstractConnection, error: Exception) -> None:
+        # Called by the retry on an outage error; raises WatchError if we were watching.
+        self._watch_lost = self.watching
+        self._losing = True
+        try:
+            await super()._disconnect_reset_raise(conn, error)  # type: ignore[no-untyped-call]
+        finally:
+            self._losing = False
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        if self._changed and (self.is_transaction or self.explicit_transaction):
+            await self.reset()
+            raise WatchError("Watched keys changed while the connection was lost")
+        return await super().execute(raise_on_error)
+
+    async def reset(self) -> None:
+        await super().reset()  # type: ignore[no-untyped-call]
+        if not self._losing:  # the reset after a lost WATCH keeps what it read
+            self._watched.clear()
+            self._watch_lost = self._changed = False
+
+
+class _PatientPipelines(Redis):
+    """A client whose transactions are `_PatientPipeline` ones."""
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        return _PatientPipeline(
+            self.connection_pool, self.response_callbacks, transaction, shard_hint
+        )
+
+
 def _patient(connection_class: type[AbstractConnection]) -> type[AbstractConnection]:
     if issubclass(connection_class, _PatientConnection):
         return connection_class
@@ -160,9 +233,10 @@ def redis_settings_for(
     runs, so the worker exits when Redis answers, the budget is spent, or its
     supervisor kills it (jobs are at-least-once: a killed one runs again).
 
-    One gap is arq's own: a connection lost between the WATCH and the EXEC
-    with which arq claims a job raises WatchError (redis-py cannot retry a
-    lost WATCH) out of the poll loop, which still ends the worker.
+    A connection lost between the WATCH and the EXEC with which arq claims a
+    job is waited out too (`_PatientPipeline`). One gap remains: an EXEC whose
+    answer is lost may have run, and a claim that did leaves the job to arq's
+    in-progress key expiry (the job timeout plus 10 s) before it runs.
     """
     redis = RedisSettings.from_dsn(settings.redis.url)
     redis.conn_timeout = max(1, math.ceil(settings.redis.connect_timeout_seconds))
@@ -175,7 +249,8 @@ def redis_settings_for(
 
 
 async def adopt_redis_settings(redis: Redis, settings: BaseServiceSettings) -> None:
-    """Give arq's pool the command timeout, health checks and patient connections.
+    """Give arq's pool the command timeout, health checks and patient connections, and
+    arq's client patient transactions.
 
     arq passes no socket timeout to its pool: a command sent to a Redis that
     stopped answering would wait forever, and no retry would start. New
@@ -187,5 +262,10 @@ async def adopt_redis_settings(redis: Redis, settings: BaseServiceSettings) -> N
     pool.connection_kwargs["socket_timeout"] = settings.redis.socket_timeout_seconds
     pool.connection_kwargs["health_check_interval"] = settings.redis.health_check_interval_seconds
     pool.connection_class = _patient(pool.connection_class)
+    if not isinstance(redis, _PatientPipelines):
+        # arq made the client (an ArqRedis) and the worker uses that very object.
+        redis.__class__ = type(
+            f"Patient{type(redis).__name__}", (_PatientPipelines, type(redis)), {}
+        )
     await pool.disconnect()
     pool.reset()  # type: ignore[no-untyped-call]

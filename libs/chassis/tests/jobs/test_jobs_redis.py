@@ -14,6 +14,7 @@ import pytest
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker, create_worker
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import WatchError
 
 from chassis.jobs import enqueue, job, worker_settings
 from chassis.jobs_redis import adopt_redis_settings, redis_settings_for
@@ -228,3 +229,43 @@ async def test_a_command_cancelled_at_any_moment_ends_cancelled(
         await pool.aclose()
 
     assert lost == [], f"cancels lost after these many loop turns: {lost}"
+
+
+@pytest.mark.parametrize("changed_meanwhile", [False, True])
+async def test_a_watch_outlives_a_blackhole_and_still_guards_its_transaction(
+    redis_url: str, proxy: FaultProxy, tmp_path: Path, changed_meanwhile: bool
+) -> None:
+    """arq claims a job with WATCH, reads, then MULTI/EXEC; a read whose connection a
+    blackhole takes used to raise WatchError out of arq's poll loop, ending the worker.
+    The read waits out the outage instead, and the EXEC still fails if the watched key
+    changed in the meantime (then nothing of the transaction is applied)."""
+    settings = settings_via(proxy, redis_url, tmp_path)
+    pool = await create_pool(redis_settings_for(settings))
+    direct = await create_pool(RedisSettings.from_dsn(redis_url))
+    watched, claimed = f"watched:{uuid.uuid4().hex[:8]}", f"claimed:{uuid.uuid4().hex[:8]}"
+    try:
+        await adopt_redis_settings(pool, settings)
+        async with pool.pipeline(transaction=True) as pipe:
+            await pipe.watch(watched)
+            assert await pipe.exists(watched) == 0
+            proxy.blackhole()
+            read = asyncio.create_task(pipe.get(claimed))
+            await asyncio.sleep(SOCKET_TIMEOUT * 5)  # the read's connection is given up
+            assert not read.done(), read.exception()
+            if changed_meanwhile:
+                await direct.set(watched, b"taken elsewhere")
+            proxy.heal()
+            async with asyncio.timeout(20):
+                assert await read is None
+            pipe.multi()
+            pipe.set(claimed, b"mine")
+            if changed_meanwhile:
+                with pytest.raises(WatchError):
+                    await pipe.execute()
+            else:
+                assert await pipe.execute() == [True]
+        assert await direct.get(claimed) == (None if changed_meanwhile else b"mine")
+    finally:
+        proxy.heal()
+        await direct.aclose()
+        await pool.aclose()

@@ -161,6 +161,44 @@ async def test_issuer_down_from_the_start_means_unavailable(mint, verifier, issu
     assert verifier.jwks.status().last_error == "ConnectError"
 
 
+async def test_a_first_fetch_that_failed_is_retried_after_a_second_not_ten(
+    mint, verifier, issuer, clock, keys
+) -> None:
+    # make compose-smoke: the first token a process saw hit a fetch that timed out, and
+    # every request to that process answered 503 until min_refresh_interval had passed.
+    issuer.go_down(timeout)
+    with pytest.raises(ServiceUnavailable):
+        await verifier.verify(mint(keys.rsa))
+    issuer.come_back()
+
+    clock.advance(0.5)
+    with pytest.raises(ServiceUnavailable):
+        await verifier.verify(mint(keys.rsa))
+    assert issuer.fetches == 1
+
+    clock.advance(0.6)
+    assert (await verifier.verify(mint(keys.rsa))).subject == "subject-1"
+    assert issuer.fetches == 2
+
+
+async def test_a_down_issuer_without_a_usable_set_is_asked_once_a_second(
+    jwks, issuer, clock, keys
+) -> None:
+    issuer.go_down()
+    for _ in range(50):
+        with pytest.raises(KeySetUnavailable):
+            await jwks.get_key(keys.rsa.kid)
+        clock.advance(0.1)
+    assert issuer.fetches == 5
+
+
+def test_the_unusable_retry_is_never_longer_than_the_refresh_interval(
+    make_cache: Callable[..., JWKSCache],
+) -> None:
+    cache = make_cache(min_refresh_interval_seconds=0.2, unusable_retry_seconds=5)
+    assert cache.unusable_retry_seconds == 0.2
+
+
 async def test_unknown_kid_refreshes_once_and_rotated_key_becomes_valid(
     mint, verifier, issuer, clock, keys
 ) -> None:
@@ -297,6 +335,7 @@ async def test_status_reports_state_age_and_count(jwks, issuer, clock, keys) -> 
         {"timeout_seconds": 0},
         {"stale_seconds": -1},
         {"min_refresh_interval_seconds": -1},
+        {"unusable_retry_seconds": -1},
     ],
 )
 def test_nonsense_options_are_refused(make_cache: Callable[..., JWKSCache], options) -> None:

@@ -12,6 +12,11 @@
   without a restart. Attempts to fetch are spaced at least
   ``min_refresh_interval_seconds`` apart, so tokens with made-up kids (and a
   down issuer) cannot make us hammer the issuer.
+* Without a usable set (none fetched yet, or too old) every request is refused
+  anyway, so a failed attempt is retried after ``unusable_retry_seconds`` (1 s,
+  never more than the interval above) instead: one fetch that failed at a
+  process's first request (seen in make compose-smoke: a name lookup that timed
+  out in the container) must not refuse every token for ten seconds more.
 * Concurrent callers share a single in-flight fetch.
 * Only asymmetric keys meant for signatures with an allowed algorithm are kept.
 
@@ -105,18 +110,23 @@ class JWKSCache:
         ttl_seconds: float = 300.0,
         stale_seconds: float = 3600.0,
         min_refresh_interval_seconds: float = 10.0,
+        unusable_retry_seconds: float = 1.0,
         timeout_seconds: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if ttl_seconds <= 0 or timeout_seconds <= 0:
             raise ValueError("ttl_seconds and timeout_seconds must be positive")
-        if stale_seconds < 0 or min_refresh_interval_seconds < 0:
-            raise ValueError("stale_seconds and min_refresh_interval_seconds must be >= 0")
+        if stale_seconds < 0 or min_refresh_interval_seconds < 0 or unusable_retry_seconds < 0:
+            raise ValueError(
+                "stale_seconds, min_refresh_interval_seconds and unusable_retry_seconds "
+                "must be >= 0"
+            )
         self.url = url
         self.algorithms = frozenset(algorithms)
         self.ttl_seconds = ttl_seconds
         self.stale_seconds = stale_seconds
         self.min_refresh_interval_seconds = min_refresh_interval_seconds
+        self.unusable_retry_seconds = min(unusable_retry_seconds, min_refresh_interval_seconds)
         self.timeout_seconds = timeout_seconds
         self._source: JWKSLoader
         if http_client is not None and loader is None:
@@ -207,10 +217,12 @@ class JWKSCache:
         if self._inflight is not None:
             return self._inflight
         now = self._clock()
-        if (
-            self._attempted_at is not None
-            and now - self._attempted_at < self.min_refresh_interval_seconds
-        ):
+        spacing = (
+            self.min_refresh_interval_seconds
+            if self.status().usable
+            else self.unusable_retry_seconds
+        )
+        if self._attempted_at is not None and now - self._attempted_at < spacing:
             return None
         self._attempted_at = now
         self._inflight = asyncio.create_task(self._fetch_and_store(reason))

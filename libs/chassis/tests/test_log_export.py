@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 import structlog
-from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+from opentelemetry.sdk._logs.export import (
+    InMemoryLogRecordExporter,
+    LogRecordExporter,
+    LogRecordExportResult,
+)
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -88,3 +92,49 @@ def test_export_is_off_without_the_setting_or_an_endpoint(monkeypatch: pytest.Mo
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
     assert log_export_wanted(wanted)
     assert not log_export_wanted(BaseServiceSettings())
+
+
+class CollectorDown(LogRecordExporter):
+    """What OTLPLogExporter does without a collector: logs a warning, exports nothing."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+
+    def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
+        self.batches.append([str(readable.log_record.body) for readable in batch])
+        if len(self.batches) > 10:
+            return LogRecordExportResult.FAILURE  # the loop is proven: end it, fail fast
+        logging.getLogger("opentelemetry.exporter.otlp.proto.http._log_exporter").warning(
+            "Failed to export logs batch due to timeout, max retries or shutdown."
+        )
+        return LogRecordExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def test_a_collector_outage_does_not_feed_the_exporters_own_warnings_back_to_it() -> None:
+    # Seen in make compose-smoke (no collector there): every failed export logged a warning,
+    # the warning became the next batch, and each process retried the collector (a new
+    # connection, a name lookup) for good, at rest, tens of DNS queries a second in all.
+    exporter = CollectorDown()
+    stream = io.StringIO()
+    settings = BaseServiceSettings(service_name="shop", log=LogSettings(otlp_export=True))
+    configure_logging(settings, json_output=True, stream=stream, log_exporter=exporter)
+    try:
+        structlog.get_logger("shop.orders").info("order_placed")
+        (sink,) = [p for p in structlog.get_config()["processors"] if isinstance(p, OTLPLogSink)]
+        for _ in range(3):
+            sink.provider.force_flush()
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers = [
+            handler for handler in logging.getLogger().handlers if handler.get_name() != "chassis"
+        ]
+
+    assert exporter.batches == [["order_placed"]]
+    # The operator still reads it where every line goes first.
+    assert "Failed to export logs batch" in stream.getvalue()

@@ -48,6 +48,11 @@ _SEVERITIES = {
 #: Fields that become the record's own parts rather than attributes.
 _RECORD_FIELDS = frozenset({"event", "level", "timestamp", "trace_id", "span_id"})
 _SCALARS = (str, bool, int, float)
+#: The OpenTelemetry SDK's own loggers (an export failed, a retry follows) stay on stdout only.
+#: Exported, they fed a collector outage back into itself: each failed export logged a
+#: warning, the warning was the next batch, and the exporter retried (a new connection, a
+#: name lookup) for as long as the collector was away, with no traffic at all.
+_SELF_LOGGERS = "opentelemetry"
 
 
 def log_export_wanted(settings: BaseServiceSettings | None) -> bool:
@@ -68,7 +73,8 @@ class OTLPLogSink:
         self, _logger: Any, method: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         """structlog processor (before the renderer): export the line, pass it on unchanged."""
-        self.emit(event_dict, level=str(event_dict.get("level") or method))
+        if not str(event_dict.get("logger", "")).startswith(_SELF_LOGGERS):
+            self.emit(event_dict, level=str(event_dict.get("level") or method))
         return event_dict
 
     def emit(self, fields: MutableMapping[str, Any], *, level: str) -> None:

@@ -16,7 +16,9 @@ Steps, each printed with its figures as it finishes:
    (the files `make secrets` writes, mounted at /run/secrets) appears in `podman inspect`;
 5. SIGTERM through `compose stop`: requests in flight at the gateway finish, and the
    worker's job in its payment step is finished, not lost;
-6. everything torn down (containers, network, volume, the API socket).
+6. everything torn down (containers, network, volume, the API socket); when a step failed,
+   the last log lines of gateway, orders, users and worker are printed first (`podman logs`),
+   since teardown takes the cause with it.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ IMAGES = Path(__file__).with_name("images")
 BASE_IMAGE = "localhost/bookworm-python:3.11"
 SERVICES = ("users", "orders", "gateway", "worker")
 CORE = ("postgres", "redis", "users-migrate", "orders-migrate", *SERVICES)
+LOGGED = ("gateway", "orders", "users", "worker")
 LEFT_OUT = ("otel-collector", "jaeger", "loki", "prometheus", "alertmanager", "grafana")
 TAG = "smoke"
 APP_UID = "10001"
@@ -183,6 +186,31 @@ def check_containers(stack: Compose, secret_values: dict[str, str], report: Smok
     say(f"secrets visible in podman inspect: {report.secrets_in_inspect or 'none'}")
 
 
+def dump_logs(stack: Compose, *, tail: int = 60) -> None:
+    """The app containers' last log lines, printed before teardown removes them.
+
+    A failed step (a 5xx in the demo, a drain that raised) is otherwise explained only by
+    its symptom: the cause (a JWKS fetch refused, a dependency down) is in these logs.
+    """
+    for service in LOGGED:
+        try:
+            name = stack.container_of(service)
+        except RuntimeError:
+            say(f"{service} log | (no container)")
+            continue
+        result = subprocess.run(
+            ["podman", "logs", "--tail", str(tail), name],
+            env=stack.engine.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        # podman logs writes the container's stderr to its own stderr: both are the log.
+        for line in (result.stdout + result.stderr).splitlines():
+            say(f"{service} log | {line[-400:]}")
+
+
 def tear_down(stack: Compose) -> None:
     down = stack.run("down", "-v", "--remove-orphans", "--timeout", "30")
     say(f"compose down -v: exit {down.returncode}")
@@ -204,13 +232,25 @@ def run_smoke() -> SmokeReport:
             files=[ROOT / "docker-compose.yml", Path(__file__).with_name("compose.smoke.yml")],
             env_file=env_path,
         )
+        dumped = False
         try:
             compose_up(stack, report)
             gateway = f"http://127.0.0.1:{gateway_port}"
             run_demo(gateway, report)
+            if report.demo_exit != 0:
+                # Now, while the containers still hold the cause (the steps after it may
+                # fail on the same one, or go on and bury it).
+                dump_logs(stack)
+                dumped = True
             check_containers(stack, secret_values, report)
             report.worker_drain = asyncio.run(drain_worker(stack, gateway, say))
             report.gateway_drain = asyncio.run(drain_gateway(stack, gateway, say))
+            if failed(report) and not dumped:
+                dump_logs(stack)
+        except BaseException:
+            if not dumped:
+                dump_logs(stack)
+            raise
         finally:
             tear_down(stack)
             engine.stop_api()
@@ -219,14 +259,16 @@ def run_smoke() -> SmokeReport:
     return report
 
 
-if __name__ == "__main__":
-    outcome = run_smoke()
-    failed = (
-        outcome.demo_exit != 0
-        or bool(outcome.secrets_in_inspect)
-        or outcome.gateway_drain is None
-        or bool(outcome.gateway_drain.dropped_in_flight)
-        or outcome.worker_drain is None
-        or outcome.worker_drain.status_after_restart != "fulfilled"
+def failed(report: SmokeReport) -> bool:
+    return (
+        report.demo_exit != 0
+        or bool(report.secrets_in_inspect)
+        or report.gateway_drain is None
+        or bool(report.gateway_drain.dropped_in_flight)
+        or report.worker_drain is None
+        or report.worker_drain.status_after_restart != "fulfilled"
     )
-    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    sys.exit(1 if failed(run_smoke()) else 0)

@@ -96,6 +96,33 @@ async def test_an_unsampled_request_records_nothing_and_tells_downstream_so(
     assert continued["traceparent"].startswith(f"00-{TRACE_ID}-")
 
 
+async def test_library_instrumentation_is_suppressed_only_under_an_unsampled_request(
+    asgi_client: Callable[..., Any],
+) -> None:
+    from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+    from starlette.applications import Starlette
+
+    async def handler(request: Request) -> JSONResponse:
+        return JSONResponse({"instrumented": is_instrumentation_enabled()})
+
+    answers = {}
+    for ratio in (0.0, 1.0):
+        provider, _ = traced(ratio)
+        app = TelemetryMiddleware(
+            Starlette(routes=[Route("/orders", handler)]),
+            service="test",
+            tracing=True,
+            tracer_provider=provider,
+        )
+        async with asgi_client(app) as client:
+            answers[ratio] = (await client.get("/orders")).json()["instrumented"]
+
+    # Unsampled: the SQL, Redis and httpx instrumentations skip their spans altogether.
+    assert answers == {0.0: False, 1.0: True}
+    # And the suppression ends with the request.
+    assert is_instrumentation_enabled()
+
+
 def sampled(traceparent: str) -> bool:
     return bool(int(traceparent.rsplit("-", 1)[1], 16) & 1)
 

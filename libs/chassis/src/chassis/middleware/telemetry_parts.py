@@ -9,6 +9,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.propagate import extract
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -151,12 +152,21 @@ class ServerSpans:
 
 
 class UnsampledRequest:
-    """A request traced no further: downstream calls are told so (`chassis.tracing.sampling`)."""
+    """A request traced no further: downstream calls are told so (`chassis.tracing.sampling`).
 
-    __slots__ = ("_token",)
+    The stock instrumentations (SQLAlchemy, Redis, httpx's own transport) are suppressed
+    for its duration: each would otherwise start a span for every statement and command
+    only for the sampler to drop it, computing its attributes and attaching its context
+    first. One context attach here replaces all of that work.
+    """
+
+    __slots__ = ("_suppressed", "_token")
 
     def __init__(self, trace_id: int) -> None:
         self._token = unsampled_trace.set(trace_id)
+        self._suppressed = otel_context.attach(
+            otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True)
+        )
 
     def annotate(self, fields: dict[str, Any]) -> None:
         return None
@@ -172,6 +182,7 @@ class UnsampledRequest:
         status: int | None,
         error: BaseException | None,
     ) -> None:
+        otel_context.detach(self._suppressed)
         unsampled_trace.reset(self._token)
 
 

@@ -149,6 +149,9 @@ class RateLimitSettings(_Group):
     fail_open: bool = True
     """When Redis is unreachable: true lets requests through, false answers 503 (a warning is
     logged either way)."""
+    backend_retry_seconds: float = Field(default=1.0, ge=0)
+    """After Redis failed a rate-limit call, requests skip it (and take `fail_open` at once)
+    for this long, then one tries it again; 0 asks Redis on every request."""
     key_prefix: str = "ratelimit"
     """Prefix of rate-limit keys in Redis, followed by the service name (each service counts
     its own requests)."""

@@ -11,6 +11,7 @@ from chassis.middleware.ratelimit import (
     RedisSlidingWindow,
     build_rate_limiter,
 )
+from chassis.middleware.ratelimit.backoff import BackingOffBackend
 from chassis.settings import BaseServiceSettings, SettingsError, load_settings
 
 
@@ -27,9 +28,19 @@ async def test_redis_backend_uses_the_client_and_key_prefix_from_settings(
     monkeypatch.setenv("APP_RATE_LIMIT__KEY_PREFIX", "edge-limits")
     backend = build_rate_limiter(load_settings(BaseServiceSettings), redis_client)
 
-    assert isinstance(backend, RedisSlidingWindow)
+    # Behind the back-off (rate_limit.backend_retry_seconds, 1 s by default).
+    assert isinstance(backend, BackingOffBackend)
+    assert backend.retry_seconds == 1.0
+    assert isinstance(backend.backend, RedisSlidingWindow)
     assert (await backend.hit("ip:192.0.2.1", limit=1, window_seconds=5)).allowed
     assert await redis_client.keys("*") == [b"edge-limits:service:ip:192.0.2.1"]
+
+
+def test_no_back_off_when_its_retry_is_zero(redis_client: redis.Redis) -> None:
+    settings = load_settings(
+        BaseServiceSettings, rate_limit={"backend": "redis", "backend_retry_seconds": 0}
+    )
+    assert isinstance(build_rate_limiter(settings, redis_client), RedisSlidingWindow)
 
 
 async def test_two_services_on_one_redis_never_share_a_budget(

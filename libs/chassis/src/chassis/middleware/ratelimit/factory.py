@@ -5,6 +5,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from chassis.middleware.ratelimit.backend import RateLimitBackend
+from chassis.middleware.ratelimit.backoff import BackingOffBackend
 from chassis.middleware.ratelimit.memory import MemorySlidingWindow
 from chassis.middleware.ratelimit.redis_backend import RedisProvider, RedisSlidingWindow
 from chassis.settings import BaseServiceSettings
@@ -28,7 +29,10 @@ def build_rate_limiter(
                 "rate_limit.backend=redis needs a Redis client: pass redis_client "
                 "(or set rate_limit.backend=memory for a single process)"
             )
-        return RedisSlidingWindow(
+        redis_backend = RedisSlidingWindow(
             redis_client, key_prefix=f"{config.key_prefix}:{settings.service_name}"
         )
+        if not config.backend_retry_seconds:
+            return redis_backend
+        return BackingOffBackend(redis_backend, retry_seconds=config.backend_retry_seconds)
     return MemorySlidingWindow()

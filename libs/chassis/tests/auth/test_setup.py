@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 from fastapi import APIRouter
 
@@ -76,6 +79,45 @@ async def test_unreachable_issuer_fails_the_check_but_not_readiness(
     assert check["error"] == "KeySetUnavailable"
     assert me.status_code == 503
     assert me.headers["content-type"] == "application/problem+json"
+
+
+async def test_the_key_set_is_fetched_at_start_up_before_any_request(
+    make_client, real_issuer, mint, keys
+) -> None:
+    app = build(enabled(real_issuer.url))
+
+    async with make_client(app) as client:
+        for _ in range(200):
+            if real_issuer.fetches:
+                break
+            await asyncio.sleep(0.025)
+        assert real_issuer.fetches == 1  # no request has been made yet
+        me = await client.get("/me", headers={"Authorization": f"Bearer {mint(keys.ec)}"})
+
+    assert me.status_code == 200
+    assert real_issuer.fetches == 1
+
+
+async def test_a_failed_start_up_fetch_does_not_hold_back_the_first_requests_own(
+    mint, keys
+) -> None:
+    calls: list[str] = []
+
+    async def loader() -> Any:
+        calls.append("fetch")
+        if len(calls) == 1:
+            raise OSError("issuer not up yet")
+        return render_jwks([keys.ec, keys.rsa])
+
+    async with open_token_verifier(
+        enabled("http://issuer.test/jwks.json"), loader=loader
+    ) as verifier:
+        await verifier.jwks.aclose()  # the start-up fetch has failed
+        assert calls == ["fetch"]
+        principal = await verifier.verify(mint(keys.ec))
+
+    assert principal.subject == "subject-1"
+    assert calls == ["fetch", "fetch"]
 
 
 async def test_verifier_needs_url_issuer_and_audience() -> None:

@@ -52,7 +52,7 @@ KeySetState = Literal["empty", "fresh", "stale", "expired"]
 #: Returns a JWKS document (``{"keys": [...]}``) from somewhere other than HTTP, such as
 #: the issuer's own key store.
 JWKSLoader = Callable[[], Awaitable[Any]]
-RefreshReason = Literal["expired", "unknown_kid"]
+RefreshReason = Literal["startup", "expired", "unknown_kid"]
 
 
 class KeySetError(Exception):
@@ -185,6 +185,17 @@ class JWKSCache:
             # cancel the fetch the other waiters share.
             await asyncio.shield(task)
 
+    def prefetch(self) -> None:
+        """Start fetching the set in the background (at start-up), so requests find it.
+
+        Every server process has its own cache, and a readiness probe warms only the one
+        that answers it: without this the first request to each other process waited for
+        the fetch, and failed with 503 if the issuer was slow just then. A start-up fetch
+        that fails does not count towards the retry spacing: the first request still
+        fetches at once.
+        """
+        self._start_refresh("startup")
+
     async def aclose(self) -> None:
         """Wait for a refresh in flight (bounded by its timeout), so none outlives its source.
 
@@ -239,6 +250,8 @@ class JWKSCache:
             logger.warning(
                 "jwks_refresh_failed", url=self.url, reason=reason, error=self._last_error
             )
+            if reason == "startup":
+                self._attempted_at = None
         else:
             self._keys = keys
             self._fetched_at = self._clock()

@@ -91,6 +91,7 @@ async def open_token_verifier(
             jwks = JWKSCache(settings.jwks_url, http_client=client, **options)
         # Runs before the client closes: a background refresh must not outlive its source.
         stack.push_async_callback(jwks.aclose)
+        jwks.prefetch()
         yield TokenVerifier(
             jwks,
             issuer=issuer,

@@ -73,6 +73,11 @@ class OutageRetry(Retry):
         super().__init__(backoff, -1, supported_errors)  # type: ignore[arg-type]
         self._seconds = seconds
 
+    @property
+    def seconds(self) -> float:
+        """How long a call is tried again after its first failure (0: forever)."""
+        return self._seconds
+
     async def call_with_retry(
         self, do: Callable[[], Awaitable[T]], fail: Callable[[RedisError], Any]
     ) -> T:
@@ -160,15 +165,24 @@ class _PatientPipeline(Pipeline):
         self._changed = False
 
     async def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
+        lost_since: float | None = None
         while True:
             try:
                 if self._watch_lost:
                     await self._watch_again()
                 result = await super().immediate_execute_command(*args, **options)  # type: ignore[no-untyped-call]
-            except WatchError:
+            except WatchError as error:
                 if not self._watch_lost:
                     raise
-                continue  # lost again: the outage goes on
+                # Lost again: the outage goes on, within the pool's budget like any command.
+                now = time.monotonic()
+                lost_since = now if lost_since is None else lost_since
+                budget = _outage_budget(self.connection_pool.connection_kwargs.get("retry"))
+                if budget and now - lost_since >= budget:
+                    raise RedisTimeoutError(
+                        f"Redis did not answer within the outage budget ({budget:g} s)"
+                    ) from error
+                continue
             if self.watching:
                 self._watched.append((args, dict(options), result))
             else:
@@ -201,6 +215,11 @@ class _PatientPipeline(Pipeline):
         if not self._losing:  # the reset after a lost WATCH keeps what it read
             self._watched.clear()
             self._watch_lost = self._changed = False
+
+
+def _outage_budget(retry: object) -> float:
+    """Seconds an `OutageRetry` keeps trying (0: forever); 0 for any other retry."""
+    return retry.seconds if isinstance(retry, OutageRetry) else 0.0
 
 
 class _PatientPipelines(Redis):

@@ -308,16 +308,24 @@ async def wait_healthy(faults: FaultPlatform, *, within: float = 30.0) -> None:
             await asyncio.sleep(0.2)
 
 
+#: A readiness answer waits for its slowest check (2 s timeout each): a probe that gave up
+#: at 2 s would never see a 200 while any check, even a non-critical one, ran to its timeout.
+READY_PROBE_TIMEOUT = 10.0
+
+
 async def wait_ready(url: str, *, within: float = 30.0) -> None:
     deadline = time.monotonic() + within
-    async with httpx.AsyncClient(timeout=2) as client:
+    last: object = "no answer"
+    async with httpx.AsyncClient(timeout=READY_PROBE_TIMEOUT) as client:
         while True:
             try:
-                if (await client.get(url + "/health/ready")).status_code == 200:
+                response = await client.get(url + "/health/ready")
+                if response.status_code == 200:
                     return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"{url} not ready within {within:g}s"
+                last = f"{response.status_code} {response.text}"
+            except httpx.TransportError as error:
+                last = repr(error)
+            assert time.monotonic() < deadline, f"{url} not ready within {within:g}s: {last}"
             await asyncio.sleep(0.1)
 
 

@@ -8,6 +8,8 @@ outage are fulfilled, each once in effect.
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
 import time
 import uuid
 from typing import Any
@@ -53,6 +55,22 @@ async def place_order(client: httpx.AsyncClient, auth: dict[str, str]) -> str:
         await asyncio.sleep(0.5)
 
 
+async def task_dump(faults: FaultPlatform, worker: subprocess.Popen[bytes]) -> str:
+    """What the worker's coroutines wait on (chassis.task_dump, on SIGUSR1), from its log."""
+    log = faults.platform.log_path("worker")
+    start = log.stat().st_size
+    worker.send_signal(signal.SIGUSR1)
+    await asyncio.sleep(2.0)
+    with log.open("rb") as lines:
+        lines.seek(start)
+        dumped = [
+            line
+            for line in lines.read().decode(errors="replace").splitlines()
+            if "task_stack" in line
+        ]
+    return "\n".join(dumped) or "no task_stack lines in the worker's log"
+
+
 async def test_a_blackholed_redis_pauses_the_worker_which_then_fulfils_every_order_once(
     healthy: FaultPlatform, reliability: Reliability
 ) -> None:
@@ -82,7 +100,10 @@ async def test_a_blackholed_redis_pauses_the_worker_which_then_fulfils_every_ord
         faults.redis.heal()
         healed_at = time.monotonic()
         during_id = await during
-        await wait_ready(health, within=RECOVER_WITHIN)
+        try:
+            await wait_ready(health, within=RECOVER_WITHIN)
+        except AssertionError as stalled:
+            raise AssertionError(f"{stalled}\n{await task_dump(faults, worker)}") from None
         ready_after = time.monotonic() - healed_at
         for order_id in (before, during_id):
             await wait_for_status(faults, order_id, "fulfilled", within=RECOVER_WITHIN)

@@ -38,6 +38,7 @@ from chassis.jobs_redis import adopt_redis_settings, redis_settings_for
 from chassis.logging import configure_logging
 from chassis.metrics.registry import JOB_DURATION, JOB_OUTCOMES, QUEUE_DEPTH
 from chassis.settings import BaseServiceSettings
+from chassis.task_dump import install_task_dump
 from chassis.tracing import configure_tracing
 from chassis.tracing.propagation import extract_trace_context, inject_trace_context
 
@@ -263,6 +264,7 @@ def worker_settings(
         await adopt_redis_settings(ctx["redis"], settings)
         configure_logging(settings)
         ctx["settings"] = settings
+        install_task_dump()  # `kill -USR1`: what a stalled worker's coroutines wait on
         ctx["tracer_provider"] = configure_tracing(settings)
         if database:
             # Imported here: a worker without a database never loads SQLAlchemy.

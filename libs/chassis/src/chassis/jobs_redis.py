@@ -211,10 +211,29 @@ class _PatientPipeline(Pipeline):
         return await super().execute(raise_on_error)
 
     async def reset(self) -> None:
-        await super().reset()  # type: ignore[no-untyped-call]
-        if not self._losing:  # the reset after a lost WATCH keeps what it read
-            self._watched.clear()
-            self._watch_lost = self._changed = False
+        try:
+            await super().reset()  # type: ignore[no-untyped-call]
+        except RedisTimeoutError:
+            # UNWATCH got no answer: redis-py's reset catches only ConnectionError, and
+            # kept the connection out of the pool for good (found as "Unclosed client
+            # session" when the pipeline was collected). Closed, it goes back all the same.
+            await self._release_closed()
+        except BaseException:
+            # Cancelled mid-UNWATCH (a worker stopping): give the connection back, then stop.
+            await self._release_closed()
+            raise
+        finally:
+            if not self._losing:  # the reset after a lost WATCH keeps what it read
+                self._watched.clear()
+                self._watch_lost = self._changed = False
+
+    async def _release_closed(self) -> None:
+        connection, self.connection = self.connection, None
+        self.watching = self.explicit_transaction = False
+        self.command_stack = []
+        if connection is not None:
+            await connection.disconnect(nowait=True)
+            await self.connection_pool.release(connection)
 
 
 def _outage_budget(retry: object) -> float:

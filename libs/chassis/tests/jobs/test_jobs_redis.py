@@ -81,6 +81,17 @@ async def stop(worker: Worker, running: asyncio.Task[None]) -> None:
     await close_worker(worker)
 
 
+async def polling(*workers: Worker) -> None:
+    """Until each worker's start-up hook has given its pool the command timeout.
+
+    Before that, arq's pool has none (arq passes no socket timeout): a blackhole
+    begun while a slow machine was still starting the worker would hang its
+    start-up INFO forever, which is arq's start-up, not the outage handling under test.
+    """
+    await eventually(lambda: all("settings" in worker.ctx for worker in workers), within=30)
+    await asyncio.sleep(0.1)  # a poll or two through the proxy
+
+
 async def job_done(worker: Worker) -> None:
     # Counted as complete before its result is written: wait for the task to end too,
     # or cancelling the worker cancels the write and close() re-raises it.
@@ -122,7 +133,7 @@ async def test_a_worker_waits_out_a_redis_outage_instead_of_exiting(
         settings_via(proxy, redis_url, tmp_path), [after_outage], queue_name=queue_name
     )
     try:
-        await asyncio.sleep(0.3)  # polling the queue through the proxy
+        await polling(worker)
         proxy.down()  # refused and cut: arq's poll loop would raise and end the worker
         await asyncio.sleep(1.0)
         assert not running.done(), running.exception()
@@ -153,7 +164,7 @@ async def test_a_blackholed_redis_pauses_the_worker_for_as_long_as_it_lasts(
         settings, [after_blackhole], queue_name=bounded_queue, redis_outage_seconds=1.0
     )
     try:
-        await asyncio.sleep(0.3)  # both polling through the proxy
+        await polling(patient, bounded)
         proxy.blackhole()
         await eventually(bounded_running.done, within=30, message="the budget never ran out")
         assert isinstance(bounded_running.exception(), RedisTimeoutError)
@@ -268,4 +279,35 @@ async def test_a_watch_outlives_a_blackhole_and_still_guards_its_transaction(
     finally:
         proxy.heal()
         await direct.aclose()
+        await pool.aclose()
+
+
+@pytest.mark.parametrize("ending", ["no answer", "cancelled"])
+async def test_a_watching_pipeline_s_reset_gives_its_connection_back_whatever_ends_it(
+    redis_url: str, proxy: FaultProxy, tmp_path: Path, ending: str
+) -> None:
+    """The reset that ends arq's claim sends UNWATCH; with no answer (redis-py catches only
+    ConnectionError there) or a cancel in the middle (a worker stopping), redis-py kept the
+    connection out of the pool for good: "Unclosed client session" once collected."""
+    settings = settings_via(proxy, redis_url, tmp_path)
+    pool = await create_pool(redis_settings_for(settings, outage_seconds=1.0))
+    try:
+        await adopt_redis_settings(pool, settings)
+        pipe = pool.pipeline(transaction=True)
+        await pipe.watch(f"watched:{uuid.uuid4().hex[:8]}")
+        proxy.blackhole()
+        reset = asyncio.create_task(pipe.reset())
+        if ending == "cancelled":
+            await asyncio.sleep(SOCKET_TIMEOUT / 2)
+            reset.cancel()
+        await asyncio.gather(reset, return_exceptions=True)
+        assert reset.cancelled() == (ending == "cancelled")
+        assert pipe.connection is None
+        assert not pipe.watching
+        assert not pool.connection_pool._in_use_connections
+        proxy.heal()
+        async with asyncio.timeout(20):
+            assert await pool.ping()  # the connection given back works again
+    finally:
+        proxy.heal()
         await pool.aclose()

@@ -111,6 +111,17 @@ class _PatientConnection(AbstractConnection):
             return
         await self.retry.call_with_retry(super().connect, lambda _error: self.disconnect())
 
+    async def _connect(self) -> None:
+        await super()._connect()  # type: ignore[safe-super,no-untyped-call]
+        # A socket just opened needs no PING before its handshake (whose own reads time out
+        # on a dead peer). With the health check due, the handshake's first send pinged; a
+        # failed PING reconnected from inside that send, and each such reconnect pinged
+        # again: every try of an outage nested one level deeper, until a long blackhole
+        # (70 s in the fault suite) ended arq's poll loop with RecursionError.
+        if self.health_check_interval:
+            loop = asyncio.get_running_loop()
+            self.next_health_check = loop.time() + self.health_check_interval
+
     async def send_packed_command(
         self, command: bytes | str | Iterable[bytes], check_health: bool = True
     ) -> None:

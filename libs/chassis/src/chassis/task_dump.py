@@ -23,7 +23,7 @@ logger = structlog.get_logger("chassis.task_dump")
 MAX_FRAMES = 40
 
 
-def _frames(awaitable: Any) -> Iterator[FrameType]:
+def coroutine_frames(awaitable: Any) -> Iterator[FrameType]:
     """The frames of a suspended coroutine chain, outermost first (``cr_await`` links)."""
     while awaitable is not None:
         frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "gi_frame", None)
@@ -39,7 +39,7 @@ def task_stacks() -> list[tuple[str, list[str]]]:
     for task in asyncio.all_tasks():
         lines = [
             f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}"
-            for frame in _frames(task.get_coro())
+            for frame in coroutine_frames(task.get_coro())
         ]
         if len(lines) > MAX_FRAMES:
             lines = [*lines[:5], "...", *lines[-(MAX_FRAMES - 6) :]]

@@ -19,6 +19,7 @@ from redis.exceptions import WatchError
 from chassis.jobs import enqueue, job, worker_settings
 from chassis.jobs_redis import adopt_redis_settings, redis_settings_for
 from chassis.settings import BaseServiceSettings
+from chassis.task_dump import coroutine_frames
 from chassis.testing import eventually
 from chassis.testing.faultproxy import FaultProxy
 from chassis.testing.jobs import close_worker
@@ -308,6 +309,47 @@ async def test_a_watching_pipeline_s_reset_gives_its_connection_back_whatever_en
         proxy.heal()
         async with asyncio.timeout(20):
             assert await pool.ping()  # the connection given back works again
+    finally:
+        proxy.heal()
+        await pool.aclose()
+
+
+async def test_a_long_blackhole_does_not_deepen_a_waiting_command(
+    redis_url: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """With the health check due, each reconnect of an outage pinged from inside the
+    handshake of the one before: the waiting command's chain of coroutines grew by one
+    level per try, and a 70 s blackhole ended arq's poll loop with RecursionError."""
+    target = urlsplit(redis_url)
+    settings = BaseServiceSettings(
+        service_name="outage",
+        redis={
+            "url": f"redis://{proxy.address}{target.path}",
+            "socket_timeout_seconds": SOCKET_TIMEOUT,
+            "connect_timeout_seconds": SOCKET_TIMEOUT,
+            "health_check_interval_seconds": 1,
+        },
+        data_dir=tmp_path / "data",
+    )
+    pool = await create_pool(redis_settings_for(settings))
+    try:
+        await adopt_redis_settings(pool, settings)
+        assert await pool.ping()
+        await asyncio.sleep(1.2)  # the health check is due on the connection's next use
+        proxy.blackhole()
+        command = asyncio.create_task(pool.ping())
+        early: list[int] = []
+        late: list[int] = []
+        started = asyncio.get_running_loop().time()
+        while (elapsed := asyncio.get_running_loop().time() - started) < 8.0:
+            depth = len(list(coroutine_frames(command.get_coro())))
+            (early if elapsed < 2.0 else late).append(depth)
+            await asyncio.sleep(0.02)
+        assert not command.done(), command.exception()
+        assert max(late) <= max(early) + 3, (max(early), max(late))
+        proxy.heal()
+        async with asyncio.timeout(20):
+            assert await command
     finally:
         proxy.heal()
         await pool.aclose()

@@ -34,7 +34,7 @@ test: ## run the whole test suite against real Postgres and Redis, with the cove
 	@# Hypothesis builds its UTF-8 table once per checkout (.hypothesis/); under coverage's tracer
 	@# that took minutes and ran the schemathesis tests past their timeout, so build it untraced.
 	-@$(UV) run python -c "from hypothesis.internal.charmap import intervals_from_codec as f; f('utf-8')"
-	$(UV) run coverage run -m pytest $(PYTEST_ARGS)
+	$(UV) run coverage run -m pytest --durations=15 $(PYTEST_ARGS)
 	$(UV) run coverage combine -q
 	$(UV) run coverage report
 	@$(MAKE) --no-print-directory coverage-floors

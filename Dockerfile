@@ -7,7 +7,19 @@
 # Needs BuildKit (the default builder of current Docker): cache mounts and COPY --chmod.
 
 ARG PYTHON_BASE=python:3.11-slim-bookworm
+# The gateway's web console is built with Node (console/, Vite); only its static files ship.
+ARG NODE_BASE=node:20-bookworm-slim
 ARG SERVICE
+
+# --- console: the web console's static files (console/dist), for the gateway image --------
+# Static files are the same on every platform: built once, natively, for a multi-platform build.
+FROM --platform=$BUILDPLATFORM ${NODE_BASE} AS console
+WORKDIR /console
+COPY console/package.json console/package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm \
+    npm ci --no-audit --no-fund
+COPY console/ ./
+RUN npm run build
 
 # --- builder: the service's locked dependencies in /app/.venv ------------------------------
 FROM ${PYTHON_BASE} AS builder
@@ -94,6 +106,8 @@ ENV PORT=8002
 EXPOSE 8002
 
 FROM runtime AS gateway
+# Served at /console (GATEWAY_CONSOLE__DIRECTORY, default console/dist under WORKDIR /app).
+COPY --from=console --chown=10001:10001 /console/dist /app/console/dist
 ENV PORT=8000
 EXPOSE 8000
 

@@ -24,6 +24,7 @@ Steps, each printed with its figures as it finishes:
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import subprocess
 import sys
@@ -33,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from chassis.testing.processes import free_port
 from tests.containers.drain import GatewayDrain, WorkerDrain, drain_gateway, drain_worker
 from tests.containers.engine import Compose, Engine, HealthDriver
@@ -40,6 +43,8 @@ from tests.containers.engine import Compose, Engine, HealthDriver
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = Path(__file__).with_name("images")
 BASE_IMAGE = "localhost/bookworm-python:3.11"
+#: The console stage's Node base: BASE_IMAGE plus this machine's Node 20 (node-image.sh).
+NODE_IMAGE = "localhost/bookworm-node:20"
 SERVICES = ("users", "orders", "gateway", "worker")
 CORE = ("postgres", "redis", "users-migrate", "orders-migrate", *SERVICES)
 LOGGED = ("gateway", "orders", "users", "worker")
@@ -64,6 +69,7 @@ class SmokeReport:
     users: dict[str, str] = field(default_factory=dict)
     read_only: dict[str, bool] = field(default_factory=dict)
     secrets_in_inspect: dict[str, list[str]] = field(default_factory=dict)
+    console: str = ""
     gateway_drain: GatewayDrain | None = None
     worker_drain: WorkerDrain | None = None
     wall_seconds: float = 0.0
@@ -110,6 +116,16 @@ def build_images(engine: Engine, report: SmokeReport) -> None:
     report.build_seconds["base"] = round(time.monotonic() - started, 1)
     report.image_sizes_mb["base"] = round(engine.image_size(BASE_IMAGE) / 1e6, 1)
     say(f"base image {BASE_IMAGE}: {report.image_sizes_mb['base']} MB")
+    started = time.monotonic()
+    subprocess.run(
+        ["bash", str(IMAGES / "node-image.sh")],
+        env={**engine.env, "BASE_IMAGE": BASE_IMAGE, "NODE_IMAGE": NODE_IMAGE},
+        check=True,
+        capture_output=True,
+    )
+    report.build_seconds["node"] = round(time.monotonic() - started, 1)
+    report.image_sizes_mb["node"] = round(engine.image_size(NODE_IMAGE) / 1e6, 1)
+    say(f"node image {NODE_IMAGE} (console build stage): {report.image_sizes_mb['node']} MB")
     builds: list[tuple[str, str, list[str], Path]] = [
         (name, f"localhost/chassis/{name}:{TAG}", ["--build-arg", f"SERVICE={name}"], ROOT)
         for name in SERVICES
@@ -128,6 +144,7 @@ def build_images(engine: Engine, report: SmokeReport) -> None:
         engine.podman(
             "build", "--format", "docker", "-q",
             "--build-arg", f"PYTHON_BASE={BASE_IMAGE}", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
+            "--build-arg", f"NODE_BASE={NODE_IMAGE}",
             *args, "-t", image, str(context),
         )  # fmt: skip
         report.build_seconds[name] = round(time.monotonic() - started, 1)
@@ -169,6 +186,24 @@ def run_demo(gateway: str, report: SmokeReport) -> None:
         say(f"demo | {line}")
     if demo.returncode != 0:
         say(f"demo failed ({demo.returncode}): {demo.stderr[-2000:]}")
+
+
+def check_console(gateway: str, report: SmokeReport) -> None:
+    """The gateway image serves the console its Node stage built: the page and every asset."""
+    page = httpx.get(f"{gateway}/console/", timeout=10)
+    assets = re.findall(r'(?:src|href)="(/console/assets/[^"]+)"', page.text)
+    served = [httpx.get(gateway + asset, timeout=10).status_code for asset in assets]
+    ok = (
+        page.status_code == 200
+        and "<title>chassis console</title>" in page.text
+        and bool(assets)
+        and all(status == 200 for status in served)
+    )
+    report.console = (
+        f"{'ok' if ok else 'FAILED'}: /console/ {page.status_code}, "
+        f"{sum(status == 200 for status in served)}/{len(assets)} assets 200"
+    )
+    say(f"console {report.console}")
 
 
 def check_containers(stack: Compose, secret_values: dict[str, str], report: SmokeReport) -> None:
@@ -242,6 +277,7 @@ def run_smoke() -> SmokeReport:
                 # fail on the same one, or go on and bury it).
                 dump_logs(stack)
                 dumped = True
+            check_console(gateway, report)
             check_containers(stack, secret_values, report)
             report.worker_drain = asyncio.run(drain_worker(stack, gateway, say))
             report.gateway_drain = asyncio.run(drain_gateway(stack, gateway, say))
@@ -262,6 +298,7 @@ def run_smoke() -> SmokeReport:
 def failed(report: SmokeReport) -> bool:
     return (
         report.demo_exit != 0
+        or not report.console.startswith("ok")
         or bool(report.secrets_in_inspect)
         or report.gateway_drain is None
         or bool(report.gateway_drain.dropped_in_flight)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-TOOLS = ("podman", "debootstrap", "runc")
+TOOLS = ("podman", "debootstrap", "runc", "node", "npm")
 
 # The cold run builds the base image by debootstrap: minutes, not pytest's default 120 s.
 pytestmark = [pytest.mark.containers, pytest.mark.slow, pytest.mark.timeout(1600)]
@@ -50,5 +50,6 @@ def test_the_images_run_the_core_of_compose_with_secrets_as_files_and_drain_on_s
     assert smoke.returncode == 0, smoke.stdout[-6000:] + smoke.stderr[-4000:]
     assert any("secrets visible in podman inspect: none" in line for line in lines)
     assert any("demo | done in" in line for line in lines)
+    assert any("[compose-smoke] console ok" in line for line in lines)
     assert any("0 of them sent before SIGTERM" in line for line in lines)
     assert any("fulfilled after restart" in line for line in lines)

@@ -141,8 +141,23 @@ def test_multi_stage_with_a_stage_per_service() -> None:
 
 def test_every_stage_starts_from_the_base_argument() -> None:
     for stage in STAGES[:-1]:
-        assert chain(stage)[0].base == "${PYTHON_BASE}", stage.name
+        base = "${NODE_BASE}" if stage.name == "console" else "${PYTHON_BASE}"
+        assert chain(stage)[0].base == base, stage.name
     assert GLOBAL_ARGS["PYTHON_BASE"].startswith("python:3.11-slim-bookworm")
+    assert GLOBAL_ARGS["NODE_BASE"].startswith("node:20-bookworm-slim")
+
+
+def test_the_console_is_built_from_its_lockfile_and_ships_in_the_gateway_image_only() -> None:
+    console = BY_NAME["console"].instructions
+    copies = [i.args for i in console if i.keyword == "COPY"]
+    assert copies[0] == "console/package.json console/package-lock.json ./"
+    runs = [i.args for i in console if i.keyword == "RUN"]
+    assert "npm ci" in runs[0], "the lockfile, before the sources"
+    assert runs[-1] == "npm run build"
+    shipped = "--from=console --chown=10001:10001 /console/dist /app/console/dist"
+    for service in PORTS:
+        copied = [i.args for i in image_of(service) if i.keyword == "COPY"]
+        assert (shipped in copied) == (service == "gateway"), service
 
 
 def test_base_argument_matches_the_lock_file() -> None:
@@ -151,7 +166,7 @@ def test_base_argument_matches_the_lock_file() -> None:
         for line in BASE_LOCK.read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
-    assert lines == [GLOBAL_ARGS["PYTHON_BASE"]]
+    assert lines == [GLOBAL_ARGS["PYTHON_BASE"], GLOBAL_ARGS["NODE_BASE"]]
 
 
 @pytest.mark.xfail(
@@ -161,6 +176,7 @@ def test_base_argument_matches_the_lock_file() -> None:
 )
 def test_base_image_is_pinned_by_digest() -> None:
     assert DIGEST.search(GLOBAL_ARGS["PYTHON_BASE"])
+    assert DIGEST.search(GLOBAL_ARGS["NODE_BASE"])
 
 
 def test_builder_installs_the_locked_service_without_dev_tools() -> None:
@@ -467,9 +483,11 @@ def test_refresh_script_pins_lock_and_both_dockerfiles_together(tmp_path: Path) 
         check=True,
     )
     pinned = f"python:3.11-slim-bookworm@{digest}"
+    node = f"node:20-bookworm-slim@{digest}"
     assert pinned in result.stdout
+    assert node in result.stdout
     args, _ = parse((tmp_path / "Dockerfile").read_text())
-    assert args["PYTHON_BASE"] == pinned
+    assert (args["PYTHON_BASE"], args["NODE_BASE"]) == (pinned, node)
     loadtest_args, _ = parse((tmp_path / "loadtests" / "Dockerfile").read_text())
     assert loadtest_args["PYTHON_BASE"] == pinned
     lock = [
@@ -477,12 +495,13 @@ def test_refresh_script_pins_lock_and_both_dockerfiles_together(tmp_path: Path) 
         for line in (tmp_path / "docker" / "base-image.lock").read_text().splitlines()
         if line and not line.startswith("#")
     ]
-    assert lock == [pinned]
-    # Everything but the ARG line is untouched.
+    assert lock == [pinned, node]
+    # Everything but the two ARG lines is untouched.
     before = DOCKERFILE.read_text().splitlines()
     after = (tmp_path / "Dockerfile").read_text().splitlines()
     assert [a for a, b in zip(before, after, strict=True) if a != b] == [
-        f"ARG PYTHON_BASE={GLOBAL_ARGS['PYTHON_BASE']}"
+        f"ARG PYTHON_BASE={GLOBAL_ARGS['PYTHON_BASE']}",
+        f"ARG NODE_BASE={GLOBAL_ARGS['NODE_BASE']}",
     ]
 
 

@@ -24,8 +24,10 @@ async def test_each_task_s_chain_of_coroutines_is_listed_outermost_first() -> No
     task = asyncio.create_task(_outer(event), name="stalled")
     await asyncio.sleep(0)
     try:
-        stacks = dict(task_stacks())
-        functions = [line.rsplit(" ", 1)[1] for line in stacks["stalled"]]
+        stacks = {name: (depth, lines) for name, depth, lines in task_stacks()}
+        depth, lines = stacks["stalled"]
+        assert depth == len(lines)
+        functions = [line.rsplit(" ", 1)[1] for line in lines]
         assert functions[:2] == ["_outer", "_innermost_wait"]
         assert "wait" in functions[2:]  # asyncio.Event.wait, where it is suspended
     finally:

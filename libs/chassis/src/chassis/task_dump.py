@@ -33,24 +33,26 @@ def coroutine_frames(awaitable: Any) -> Iterator[FrameType]:
         awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None)
 
 
-def task_stacks() -> list[tuple[str, list[str]]]:
-    """(task name, ["file:line function", ...]) for every task of the running loop."""
+def task_stacks() -> list[tuple[str, int, list[str]]]:
+    """(task name, depth, ["file:line function", ...]) for every task of the running loop;
+    past `MAX_FRAMES`, the middle of a chain is elided (the depth counts every frame)."""
     stacks = []
     for task in asyncio.all_tasks():
         lines = [
             f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}"
             for frame in coroutine_frames(task.get_coro())
         ]
-        if len(lines) > MAX_FRAMES:
+        depth = len(lines)
+        if depth > MAX_FRAMES:
             lines = [*lines[:5], "...", *lines[-(MAX_FRAMES - 6) :]]
-        stacks.append((task.get_name(), lines))
+        stacks.append((task.get_name(), depth, lines))
     return stacks
 
 
 def log_task_stacks() -> None:
     """One warning line per task of the running loop."""
-    for name, lines in task_stacks():
-        logger.warning("task_stack", task=name, depth=len(lines), frames=" -> ".join(lines))
+    for name, depth, lines in task_stacks():
+        logger.warning("task_stack", task=name, depth=depth, frames=" -> ".join(lines))
 
 
 def install_task_dump(signum: int = signal.SIGUSR1) -> None:

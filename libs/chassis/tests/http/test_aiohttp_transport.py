@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from chassis.http import UpstreamBadGateway, UpstreamUnavailable
+from chassis.http import UpstreamBadGateway, UpstreamTimeout, UpstreamUnavailable
 from chassis.testing.processes import free_port
 
 
@@ -36,7 +36,17 @@ async def real_upstream() -> AsyncIterator[str]:
         await response.write_eof()
         return response
 
+    async def echo(request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "path": request.raw_path,
+                "accept": request.headers.getall("Accept"),
+                "body": (await request.read()).decode(),
+            }
+        )
+
     app = web.Application()
+    app.router.add_route("*", "/echo/{tail:.*}", echo)
     app.router.add_get("/things/{thing_id}", thing)
     app.router.add_get("/flaky", flaky)
     app.router.add_get("/big", big)
@@ -110,3 +120,65 @@ async def test_aiohttp_transport_maps_a_dropped_answer_to_502_without_retrying_a
         await server.wait_closed()
 
     assert len(received) == 1  # a POST that may have been processed is never sent twice
+
+
+async def test_aiohttp_transport_sends_repeated_headers_as_they_were_given(
+    make_upstream_client, real_upstream
+):
+    client = make_upstream_client(base_url=real_upstream, transport="aiohttp")
+
+    response = await client.get(
+        "/echo/x", headers=[("Accept", "text/plain"), ("Accept", "application/json")]
+    )
+
+    assert response.json()["accept"] == ["text/plain", "application/json"]
+
+
+async def test_the_same_target_twice_keeps_its_encoding_query_and_body(
+    make_upstream_client, real_upstream
+):
+    # The second call takes the cached absolute URL: it must be the first one's.
+    client = make_upstream_client(base_url=real_upstream, transport="aiohttp")
+
+    answers = [
+        (await client.post("/echo/a%2Fb?q=1&q=2", content=f"n={n}".encode())).json()
+        for n in range(2)
+    ]
+
+    assert [answer["path"] for answer in answers] == ["/echo/a%2Fb?q=1&q=2"] * 2
+    assert [answer["body"] for answer in answers] == ["n=0", "n=1"]
+
+
+async def test_a_base_url_path_prefixes_every_target_and_params_still_merge(
+    make_upstream_client, real_upstream
+):
+    client = make_upstream_client(base_url=f"{real_upstream}/echo", transport="aiohttp")
+
+    first = await client.get("/items", params={"page": "2"})
+    second = await client.get("/items")
+
+    assert first.json()["path"] == "/echo/items?page=2"
+    assert second.json()["path"] == "/echo/items"
+
+
+async def test_aiohttp_transport_maps_a_silent_upstream_to_504(make_upstream_client):
+    async def say_nothing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(5)
+        writer.close()
+
+    server = await asyncio.start_server(say_nothing, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        client = make_upstream_client(
+            base_url=f"http://127.0.0.1:{port}",
+            transport="aiohttp",
+            read_timeout_seconds=0.2,
+            retry_attempts=1,
+            real_sleep=True,
+        )
+        with pytest.raises(UpstreamTimeout):
+            await client.get("/things/1")
+    finally:
+        server.close()
+        await server.wait_closed()

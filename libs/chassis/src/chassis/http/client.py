@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import lru_cache
 from types import TracebackType
 from typing import Any, Self
 
@@ -40,6 +41,9 @@ from chassis.tracing.propagation import inject_trace_context
 BREAKER_FAILURE_STATUSES = frozenset({500, 502, 503, 504})
 
 _METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE", "TRACE"})
+
+#: Distinct request targets whose absolute URL one client keeps parsed.
+URL_CACHE_SIZE = 1024
 
 
 class UpstreamClient:
@@ -85,6 +89,10 @@ class UpstreamClient:
             # Service-to-service calls must not follow a developer's HTTP_PROXY or .netrc.
             trust_env=False,
         )
+        # httpx parses the target and re-parses it joined to the base URL on every call
+        # (about half of `build_request`); the joined URL is immutable, so it is parsed
+        # once per target. `_merge_url` is httpx's own join, so the URL is the same.
+        self._absolute_url = lru_cache(maxsize=URL_CACHE_SIZE)(self._client._merge_url)
         # The stock httpx instrumentation patches httpx's own transport only; calls over
         # aiohttp get the chassis' cheaper span (chassis.http.client_span).
         self._own_spans = own_aiohttp
@@ -154,7 +162,7 @@ class UpstreamClient:
 
     # --- internals -------------------------------------------------------------------
     def _build_request(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Request:
-        request = self._client.build_request(method, url, **kwargs)
+        request = self._client.build_request(method, self._absolute_url(url), **kwargs)
         request_id = get_request_id()
         if request_id and "x-request-id" not in request.headers:
             request.headers["X-Request-ID"] = request_id

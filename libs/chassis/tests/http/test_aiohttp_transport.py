@@ -164,8 +164,9 @@ async def test_a_base_url_path_prefixes_every_target_and_params_still_merge(
 async def test_aiohttp_transport_maps_a_silent_upstream_to_504(make_upstream_client):
     async def say_nothing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
-        await asyncio.sleep(5)
+        await reader.read()  # no answer; returns once the client gives up and hangs up
         writer.close()
+        await writer.wait_closed()
 
     server = await asyncio.start_server(say_nothing, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]

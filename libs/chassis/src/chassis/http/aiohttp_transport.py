@@ -11,8 +11,8 @@ httpx-aiohttp maps every ``aiohttp.ClientConnectionError`` onto
 ``httpx.ConnectTimeout``: a refused connection would become a 504 instead of
 a 503, and a connection the upstream closed mid-answer a "timeout" that the
 retry policy treats as never sent. The retry policy and `as_service_error`
-decide on the httpx class, so this transport maps each aiohttp error (kept as
-the ``__cause__``) onto the class httpx's own transport raises for it.
+decide on the httpx class, so this transport re-maps the aiohttp error (kept
+as the ``__cause__``) onto the class httpx's own transport raises for it.
 
 aiohttp also writes a streamed request body in a task of its own: an error
 raised by the body's source (the gateway's client leaving mid-upload, Starlette's
@@ -28,10 +28,9 @@ from collections.abc import AsyncIterator, Mapping
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
-from httpx_aiohttp.transport import AIOHTTP_EXC_MAP, AiohttpResponseStream
+from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
 
-# Most specific first: the first match wins; what none of these names falls back on
-# httpx-aiohttp's own table.
+# Most specific first: the first match wins.
 _CAUSES: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
     (aiohttp.ClientConnectorError, httpx.ConnectError),
     (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
@@ -65,23 +64,27 @@ class ChassisAiohttpTransport(AiohttpTransport):
         else:
             raise RuntimeError("an async transport cannot send a synchronous request body")
         try:
-            response = await session.request(
-                request.method,
-                str(request.url),
-                headers=request.headers.multi_items(),
-                data=data,
-                allow_redirects=False,
-                auto_decompress=False,
-                compress=False,
-                timeout=self._timeout(request.extensions.get("timeout", {})),
-            ).__aenter__()
+            with map_aiohttp_exceptions():
+                response = await session.request(
+                    request.method,
+                    str(request.url),
+                    headers=request.headers.multi_items(),
+                    data=data,
+                    allow_redirects=False,
+                    auto_decompress=False,
+                    compress=False,
+                    timeout=self._timeout(request.extensions.get("timeout", {})),
+                ).__aenter__()
         except Exception as exc:
             if body_errors:
                 raise body_errors[0] from exc
-            mapped = _as_httpx_error(exc, request)
-            if mapped is None:
+            if not isinstance(exc, httpx.TransportError):
                 raise
-            raise mapped from exc
+            cause = exc.__cause__
+            for aiohttp_error, httpx_error in _CAUSES:
+                if isinstance(cause, aiohttp_error):
+                    raise httpx_error(str(exc), request=request) from cause
+            raise
         extensions = dict(_HTTP_1_1)
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode()
@@ -105,23 +108,6 @@ class ChassisAiohttpTransport(AiohttpTransport):
             made = aiohttp.ClientTimeout(sock_connect=key[0], sock_read=key[1], connect=key[2])
             self._timeouts[key] = made
         return made
-
-
-def _as_httpx_error(exc: Exception, request: httpx.Request) -> Exception | None:
-    """The httpx transport error for an aiohttp failure; None for anything else."""
-    for aiohttp_error, httpx_error in _CAUSES:
-        if isinstance(exc, aiohttp_error):
-            return httpx_error(str(exc), request=request)
-    mapped: type[Exception] | None = None
-    for aiohttp_error, httpx_error in AIOHTTP_EXC_MAP.items():
-        if isinstance(exc, aiohttp_error) and (mapped is None or issubclass(httpx_error, mapped)):
-            mapped = httpx_error
-    if mapped is None:
-        return None
-    error = mapped(str(exc))
-    if isinstance(error, httpx.RequestError):
-        error.request = request
-    return error
 
 
 def _is_read(request: httpx.Request) -> bool:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 import psycopg
 import websockets
 
@@ -116,11 +116,14 @@ async def _paced_orders(
     async with (
         # No keepalive pings: a busy bench client must not close its own socket.
         websockets.connect(ws_url, additional_headers=account.auth, ping_interval=None) as socket,
-        httpx.AsyncClient(
+        # aiohttp, not httpx: the client shares its loop with the socket's reader, and
+        # httpx's pool costs several times more CPU per call (bench/overload.py).
+        aiohttp.ClientSession(
             base_url=gateway,
             headers=account.auth,
-            timeout=30,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            timeout=aiohttp.ClientTimeout(total=30),
+            connector=aiohttp.TCPConnector(limit=0),
+            trust_env=False,
         ) as client,
     ):
 
@@ -138,16 +141,17 @@ async def _paced_orders(
         async def place(at: float) -> None:
             await asyncio.sleep(max(0.0, at - time.perf_counter()))
             try:
-                response = await client.post(
+                async with client.post(
                     "/api/v1/orders", json=ORDER, headers={"Idempotency-Key": uuid.uuid4().hex}
-                )
-            except httpx.HTTPError as exc:
+                ) as response:
+                    body = await response.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 failures[type(exc).__name__] += 1
                 return
-            if response.status_code != 201:
-                failures[str(response.status_code)] += 1
+            if response.status != 201:
+                failures[str(response.status)] += 1
                 return
-            answered[str(response.json()["id"])] = time.perf_counter()
+            answered[str(json.loads(body)["id"])] = time.perf_counter()
 
         listener = asyncio.create_task(listen())
         started = time.perf_counter() + 0.2

@@ -7,6 +7,17 @@ client timeout, so an unanswered one is a failure and not a slower sender. The
 run at half capacity starts the moment the overload's schedule ends; issue 15's
 target is that none of its POSTs fails. Everything stays on 127.0.0.1 and is
 bounded in time (each run's length, plus the client timeout for stragglers).
+
+The callers are one aiohttp session: its connector queues a caller waiting for
+a connection in O(1). httpx's pool rescans every queued request against every
+connection each time one finishes, which at 2x capacity (thousands queued, 512
+connections) took most of the load generator's core: its event loop fell tens
+of seconds behind its own schedule, and the failures it reported (PoolTimeout,
+minute-long "latencies") were its own.
+
+A failed POST is reported by why it failed: for a 503, whether a process shed it
+(``X-Load-Shed``), the gateway's breaker for orders refused it (circuit open) or
+something else did, so the report says which layer turned callers away.
 """
 
 from __future__ import annotations
@@ -19,8 +30,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import aiohttp
 import httpx
 
+from chassis.overload import SHED_HEADER
 from platform_launch import ORDER, Account, Platform, sign_up
 
 #: A caller's patience: what the load tests' SLO allows a write, and then some.
@@ -106,30 +119,49 @@ def _shed_counts(base_url: str) -> dict[str, float]:
     return counts
 
 
-def _client(account: Account) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
+def _session(account: Account) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
         headers=account.auth,
-        timeout=CLIENT_TIMEOUT_SECONDS,
-        limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=64),
+        # A caller's whole patience: waiting for a connection, connecting and the answer.
+        timeout=aiohttp.ClientTimeout(total=CLIENT_TIMEOUT_SECONDS),
+        connector=aiohttp.TCPConnector(limit=MAX_IN_FLIGHT),
         trust_env=False,
     )
 
 
-async def _post(client: httpx.AsyncClient, url: str) -> int:
-    response = await client.post(url, json=ORDER, headers={"Idempotency-Key": uuid.uuid4().hex})
-    return response.status_code
+async def _post(session: aiohttp.ClientSession, url: str) -> tuple[int, str]:
+    """The answer's status and, for a failure, why (`_failure_kind`)."""
+    async with session.post(
+        url, json=ORDER, headers={"Idempotency-Key": uuid.uuid4().hex}
+    ) as response:
+        if response.status == 201:
+            await response.read()
+            return 201, ""
+        body = await response.text()
+        return response.status, _failure_kind(response.status, response.headers, body)
+
+
+def _failure_kind(status: int, headers: Any, body: str) -> str:
+    if status != 503:
+        return str(status)
+    shed = headers.get(SHED_HEADER)
+    if shed:
+        return f"503 shed ({shed})"
+    if "circuit open" in body:
+        return "503 circuit open"
+    return "503 upstream unavailable" if "Upstream" in body else "503"
 
 
 async def _capacity(gateway: str, account: Account, seconds: float, connections: int) -> float:
     url = gateway + "/api/v1/orders"
     created = 0
-    async with _client(account) as client:
+    async with _session(account) as session:
         until = time.perf_counter() + seconds
 
         async def loop() -> None:
             nonlocal created
             while time.perf_counter() < until:
-                if await _post(client, url) == 201:
+                if (await _post(session, url))[0] == 201:
                     created += 1
 
         started = time.perf_counter()
@@ -143,16 +175,16 @@ async def _overload_then_recover(
     url = gateway + "/api/v1/orders"
     overload = PacedRun(rate=2 * capacity, seconds=overload_s)
     recover = PacedRun(rate=0.5 * capacity, seconds=recover_s)
-    async with _client(account) as client:
+    async with _session(account) as session:
         begins = time.perf_counter() + 0.2
-        first = _paced(client, url, overload, begins)
+        first = _paced(session, url, overload, begins)
         # The second run's schedule starts where the first one's ends, whatever is in flight.
-        second = _paced(client, url, recover, begins + overload_s)
+        second = _paced(session, url, recover, begins + overload_s)
         await asyncio.gather(first, second)
     return overload, recover
 
 
-async def _paced(client: httpx.AsyncClient, url: str, run: PacedRun, begins: float) -> None:
+async def _paced(session: aiohttp.ClientSession, url: str, run: PacedRun, begins: float) -> None:
     failures: Counter[str] = Counter()
     latencies: list[float] = []
     total = max(1, round(run.rate * run.seconds))
@@ -161,8 +193,8 @@ async def _paced(client: httpx.AsyncClient, url: str, run: PacedRun, begins: flo
         await asyncio.sleep(max(0.0, at - time.perf_counter()))
         sent = time.perf_counter()
         try:
-            status = await _post(client, url)
-        except httpx.HTTPError as exc:
+            status, kind = await _post(session, url)
+        except (aiohttp.ClientError, TimeoutError) as exc:
             failures[type(exc).__name__] += 1
             run.failed_sent_at.append(round(sent - begins, 2))
             return
@@ -170,7 +202,7 @@ async def _paced(client: httpx.AsyncClient, url: str, run: PacedRun, begins: flo
             run.created += 1
             latencies.append((time.perf_counter() - sent) * 1000)
         else:
-            failures[str(status)] += 1
+            failures[kind] += 1
             run.failed_sent_at.append(round(sent - begins, 2))
 
     run.sent = total

@@ -16,12 +16,13 @@ from chassis.testing.processes import free_port
 
 
 @asynccontextmanager
-async def breaking_upstream() -> AsyncIterator[str]:
-    """A raw HTTP server that promises 100 000 bytes, sends 10 and hangs up."""
+async def breaking_upstream(promised: int = 100_000) -> AsyncIterator[str]:
+    """A raw HTTP server that promises `promised` bytes, sends 10 and hangs up."""
+    head = f"HTTP/1.1 200 OK\r\nContent-Length: {promised}\r\n\r\n".encode()
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n0123456789")
+        writer.write(head + b"0123456789")
         await writer.drain()
         writer.close()
 
@@ -112,6 +113,23 @@ async def test_an_upstream_that_breaks_mid_body_ends_the_clients_connection(
                 after = await client.get("/api/v1/users/me", headers=bearer(tokens.issue()))
 
     assert after.status_code == 200
+
+
+async def test_a_small_answer_cut_short_is_a_502_problem(start_gateway, tokens: Tokens) -> None:
+    # A small declared body is read whole before the answer starts, so a cut is still
+    # answerable: a 502 problem with the request id, not a short 200.
+    async with breaking_upstream(promised=1000) as broken:
+        with start_gateway(upstreams={"orders": {"base_url": broken}}) as gateway:
+            async with gateway.client() as client:
+                response = await client.get(
+                    "/api/v1/orders/1",
+                    headers={**bearer(tokens.issue()), "X-Request-ID": "cut-short-1"},
+                )
+
+    assert response.status_code == 502
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["x-request-id"] == "cut-short-1"
+    assert "broke off" in response.json()["detail"]
 
 
 async def test_a_client_that_leaves_mid_upload_is_logged_as_499(

@@ -58,7 +58,7 @@ class UpstreamResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            if _declared_length(self._upstream.headers) is not None:
+            if _small_enough_to_read_whole(self._upstream.headers):
                 await self._send_whole(send)
             else:
                 await self._stream(receive, send)
@@ -123,13 +123,10 @@ class UpstreamResponse(Response):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-def _declared_length(headers: httpx.Headers) -> int | None:
-    """The upstream's Content-Length when it is small enough to read whole, else None."""
-    value = headers.get("content-length")
-    if value is None or not value.isdigit():
-        return None
-    length = int(value)
-    return length if length <= INLINE_BODY_BYTES else None
+def _small_enough_to_read_whole(headers: httpx.Headers) -> bool:
+    """Whether the upstream declared a Content-Length of at most `INLINE_BODY_BYTES`."""
+    value = headers.get("content-length", "")
+    return value.isdigit() and int(value) <= INLINE_BODY_BYTES
 
 
 async def _wait_disconnect(receive: Receive) -> None:

@@ -189,6 +189,40 @@ async def test_outcome_of_a_call_started_before_the_breaker_opened_is_ignored(up
     assert breaker.state is BreakerState.OPEN
 
 
+async def test_failures_of_calls_that_ran_while_another_succeeded_are_not_counted(
+    upstream_name, clock
+):
+    # Requests queued together behind an overload time out together; the upstream
+    # answered meanwhile, so their timeouts must not open the breaker.
+    breaker = make_breaker(upstream_name, clock, threshold=2)
+    queued = [breaker.guard() for _ in range(3)]
+    for call in queued:
+        await call.__aenter__()
+
+    await succeed(breaker)
+    for call in queued:
+        call.record_failure()
+        await call.__aexit__(None, None, None)
+
+    assert breaker.state is BreakerState.CLOSED
+    assert breaker.failures == 0
+
+
+async def test_calls_started_after_the_last_success_still_open_the_breaker(upstream_name, clock):
+    breaker = make_breaker(upstream_name, clock, threshold=2)
+    in_flight_when_it_died = breaker.guard()
+    await in_flight_when_it_died.__aenter__()
+    await succeed(breaker)
+
+    await fail(breaker)
+    in_flight_when_it_died.record_failure()
+    await in_flight_when_it_died.__aexit__(None, None, None)
+    assert breaker.failures == 1
+    await fail(breaker)
+
+    assert breaker.state is BreakerState.OPEN
+
+
 async def test_snapshot_shows_state_failures_age_and_retry_in(upstream_name, clock):
     breaker = make_breaker(upstream_name, clock, threshold=2, open_seconds=30)
     await fail(breaker)

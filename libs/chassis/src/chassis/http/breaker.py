@@ -17,7 +17,12 @@ exception for which `is_failure` is true, or an explicit `call.record_failure()`
 (the HTTP client marks 500/502/503/504 answers this way; 4xx are the
 caller's mistake, not the upstream's sickness, and count as success).
 Outcomes of calls that started before the last state change are ignored, so a
-slow call from before an opening cannot close the breaker again.
+slow call from before an opening cannot close the breaker again. In CLOSED, a
+failure of a call during which another call succeeded is not counted either:
+the upstream answered while it ran, so the failure says it was slow or queued,
+not sick. Without this, requests that queued together behind an overload time
+out together, and a handful of simultaneous timeouts opened the breaker for
+`open_seconds` while the upstream was already serving again (issue 15).
 
 State is per process and per breaker; each transition updates the
 ``circuit_breaker_state`` gauge (0 closed, 1 half-open, 2 open).
@@ -59,7 +64,7 @@ class BreakerCall:
     `is_failure` says so, and nothing otherwise (cancellation, our own bugs).
     """
 
-    __slots__ = ("_breaker", "_generation", "_is_failure", "_outcome", "_probe")
+    __slots__ = ("_breaker", "_generation", "_is_failure", "_outcome", "_probe", "_successes")
 
     def __init__(
         self,
@@ -71,6 +76,7 @@ class BreakerCall:
         self._is_failure = is_failure
         self._generation = -1
         self._probe = False
+        self._successes = 0
         self._outcome: bool | None = None
 
     def record_failure(self) -> None:
@@ -83,6 +89,7 @@ class BreakerCall:
 
     async def __aenter__(self) -> BreakerCall:
         self._generation, self._probe = self._breaker._admit()
+        self._successes = self._breaker._successes
         return self
 
     async def __aexit__(
@@ -94,7 +101,9 @@ class BreakerCall:
         outcome = self._outcome
         if outcome is None:
             outcome = True if exc is None else (False if self._is_failure(exc) else None)
-        self._breaker._finish(self._generation, probe=self._probe, success=outcome)
+        self._breaker._finish(
+            self._generation, probe=self._probe, success=outcome, successes_at_start=self._successes
+        )
 
 
 class CircuitBreaker:
@@ -122,6 +131,8 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at: float | None = None
         self._probes = 0
+        #: Successes so far; a call that sees it move ran while the upstream answered.
+        self._successes = 0
         # Bumped on every transition: outcomes from an older generation are stale.
         self._generation = 0
         BREAKER_STATE.labels(upstream=name).set(BreakerState.CLOSED.value)
@@ -175,7 +186,9 @@ class CircuitBreaker:
         BREAKER_REJECTIONS.labels(upstream=self.name).inc()
         raise CircuitOpenError(self.name, retry_in=retry_in)
 
-    def _finish(self, generation: int, *, probe: bool, success: bool | None) -> None:
+    def _finish(
+        self, generation: int, *, probe: bool, success: bool | None, successes_at_start: int
+    ) -> None:
         if generation != self._generation:
             return
         if probe:
@@ -183,9 +196,12 @@ class CircuitBreaker:
         if success is None:
             return
         if success:
+            self._successes += 1
             if self._state is BreakerState.HALF_OPEN:
                 self._transition(BreakerState.CLOSED)
             self._failures = 0
+            return
+        if self._state is BreakerState.CLOSED and self._successes != successes_at_start:
             return
         self._failures += 1
         if self._state is BreakerState.HALF_OPEN or self._failures >= self.failure_threshold:

@@ -25,6 +25,7 @@ from chassis.events import (
     OutboxMixin,
     OutboxRelay,
     add_event,
+    insert_event,
     pattern_for,
     purge_sent,
 )
@@ -41,18 +42,29 @@ async def dead_redis() -> AsyncIterator[Redis]:
         await client.aclose()
 
 
+async def write_event(how: str, session: AsyncSession, model: Any, **event: Any) -> EventEnvelope:
+    """Stage with the ORM (`add_event`) or insert at once with Core (`insert_event`)."""
+    if how == "insert_event":
+        return await insert_event(session, model, **event)
+    return add_event(session, model, **event)
+
+
+@pytest.mark.parametrize("how", ["add_event", "insert_event"])
 async def test_an_event_is_stored_only_when_the_callers_transaction_commits(
-    outbox: Any, span_exporter: Any
+    outbox: Any, span_exporter: Any, how: str
 ) -> None:
     async with outbox.sessionmaker() as session:
-        add_event(session, outbox.model, type="order.created", payload={}, producer="orders")
+        await write_event(
+            how, session, outbox.model, type="order.created", payload={}, producer="orders"
+        )
         await session.rollback()
     assert await outbox.rows() == []
 
     created = datetime(2025, 5, 1, 12, 30, tzinfo=UTC)
     with trace.get_tracer("test").start_as_current_span("request") as span:
         async with outbox.sessionmaker.begin() as session:
-            envelope = add_event(
+            envelope = await write_event(
+                how,
                 session,
                 outbox.model,
                 type="order.created",

@@ -13,6 +13,7 @@ from chassis.events import (
     EventSubscriber,
     OutboxRelay,
     add_event,
+    insert_event,
     pattern_for,
 )
 
@@ -59,6 +60,23 @@ async def test_a_commit_that_staged_an_event_wakes_the_running_relay_at_once(
                 await eventually(lambda expected=expected: inbox.ids == expected, within=5)
         finally:
             await relay.stop()
+    assert await outbox.unsent() == 0
+
+
+async def test_a_commit_after_insert_event_wakes_the_relay_too(
+    outbox: Any, redis: Redis, prefix: str, producer: str, eventually: Eventually
+) -> None:
+    relay = idle_relay(outbox, redis, prefix, producer)
+    await relay.start()
+    try:
+        await eventually(lambda: relay.passes == 1)
+        async with outbox.sessionmaker.begin() as session:
+            await insert_event(
+                session, outbox.model, type="order.created", payload={}, producer=producer
+            )
+        await eventually(lambda: relay.passes == 2, within=5)
+    finally:
+        await relay.stop()
     assert await outbox.unsent() == 0
 
 

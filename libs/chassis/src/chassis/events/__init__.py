@@ -7,6 +7,7 @@ from chassis.events.outbox import (
     OutboxRelay,
     add_event,
     envelope_from_row,
+    insert_event,
     purge_sent,
 )
 from chassis.events.pubsub import (
@@ -30,6 +31,7 @@ __all__ = [
     "add_event",
     "channel_for",
     "envelope_from_row",
+    "insert_event",
     "pattern_for",
     "purge_sent",
     "replay_stream_for",

@@ -1,6 +1,7 @@
 """Transactional outbox: stage events with the data they describe, publish them later.
 
-A service writes its rows and an outbox row in one transaction (`add_event`);
+A service writes its rows and an outbox row in one transaction (`add_event`,
+`insert_event`);
 `OutboxRelay` publishes unsent rows and marks them sent only after Redis
 accepted them, so an event is never lost when Redis is down and never
 published for a transaction that rolled back. Why, and the guarantees, in
@@ -16,8 +17,8 @@ relays share the work without publishing a row twice. SQLite has no row
 locks (the clause is dropped): run one relay per SQLite database, which is
 the embedded single-writer set-up SQLite is for.
 
-This module is the relay; the table's columns, `add_event` and `purge_sent` live in
-chassis.events.outbox_rows and are re-exported here.
+This module is the relay; the table's columns, `add_event`, `insert_event` and
+`purge_sent` live in chassis.events.outbox_rows and are re-exported here.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from chassis.events.outbox_rows import (
     OutboxT,
     add_event,
     envelope_from_row,
+    insert_event,
     purge_sent,
 )
 from chassis.events.pubsub import EventPublisher, backoff_delay
@@ -59,6 +61,7 @@ __all__ = [
     "PublishedHook",
     "add_event",
     "envelope_from_row",
+    "insert_event",
     "purge_sent",
 ]
 
@@ -110,9 +113,9 @@ class OutboxRelay(Generic[OutboxT]):
     broker is probably down and they would fail the same way.
 
     With `wake_on_commit` (the default) a running relay starts a pass as soon
-    as a transaction of this process that called `add_event` for its model
-    commits; `poll_interval` then only bounds the delay of rows committed
-    elsewhere (another replica, a script) and of retries. Commits that land
+    as a transaction of this process that called `add_event` (or `insert_event`)
+    for its model commits; `poll_interval` then only bounds the delay of rows
+    committed elsewhere (another replica, a script) and of retries. Commits that land
     during a pass are taken by the next one, so a burst becomes a few passes,
     not one per event.
 

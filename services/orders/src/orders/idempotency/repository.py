@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import Insert
 
 from orders.idempotency.models import IdempotencyKey
 
@@ -27,14 +29,22 @@ async def claim(session: AsyncSession, values: dict[str, Any]) -> bool:
     committed makes this wait for it (Postgres blocks on the index entry), as a plain
     INSERT would, and the answer is then whether that transaction committed.
     """
-    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
-    statement = (
-        dialect.insert(IdempotencyKey)
-        .values(**values)
+    statement = _claim_statement(session.get_bind().dialect.name)
+    return (await session.execute(statement, values)).first() is not None
+
+
+@functools.cache
+def _claim_statement(dialect_name: str) -> Insert:
+    # A Core statement built once per dialect: it keeps its compiled form, and a Core
+    # insert does not make the session flush first as an ORM-enabled one does.
+    dialect = sqlite if dialect_name == "sqlite" else postgresql
+    table = cast(Table, IdempotencyKey.__table__)
+    statement: Insert = (
+        dialect.insert(table)
         .on_conflict_do_nothing(index_elements=["owner_id", "key"])
-        .returning(IdempotencyKey.id)
+        .returning(table.c.id)
     )
-    return (await session.execute(statement)).first() is not None
+    return statement
 
 
 async def delete_created_before(session: AsyncSession, *, cutoff: datetime) -> int:

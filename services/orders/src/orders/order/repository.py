@@ -5,22 +5,55 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, Table, and_, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
-from contracts.orders import OrderStatus
-from orders.order.models import Order
+from contracts.orders import OrderRead, OrderStatus
+from orders.order.models import Order, OrderItemRow
 from orders.pagination import Cursor
+
+# Built once: each keeps its compiled form, so an insert costs its parameters only.
+_INSERT_ORDER = insert(cast(Table, Order.__table__))
+_INSERT_ITEMS = insert(cast(Table, OrderItemRow.__table__))
 
 
 def _with_items() -> Select[Order]:
     return select(Order).options(selectinload(Order.items))
 
 
-def add(session: AsyncSession, order: Order) -> None:
-    session.add(order)
+async def insert_order(session: AsyncSession, order: OrderRead) -> None:
+    """Write a new order and its items now: two Core INSERTs, no ORM objects to flush."""
+    order_id = uuid.UUID(order.id)
+    await session.execute(
+        _INSERT_ORDER,
+        {
+            "id": order_id,
+            "owner_id": order.owner_id,
+            "status": order.status.value,
+            "status_reason": order.status_reason,
+            "currency": order.currency,
+            "amount_minor": order.amount_minor,
+            "version": order.version,
+            "created_at": order.created_at,
+            "updated_at": order.updated_at,
+        },
+    )
+    await session.execute(
+        _INSERT_ITEMS,
+        [
+            {
+                "order_id": order_id,
+                "position": position,
+                "sku": item.sku,
+                "quantity": item.quantity,
+                "unit_price_minor": item.unit_price_minor,
+            }
+            for position, item in enumerate(order.items)
+        ],
+    )
 
 
 async def get(

@@ -3,6 +3,11 @@
 Every state change goes through `_move` (the transition table in `state`) and
 stages its ``order.<status>`` event in the caller's transaction, so an order
 and its event are committed together or not at all (ADR 0003).
+
+Writes that create rows are Core INSERTs sent at once, not ORM objects left for
+the session's flush: placing an order has nothing else to flush, and the unit
+of work (sorting the pending objects, building and reading back their state)
+cost more CPU than the statements (issue 15). Reads and moves load ORM objects.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chassis.auth import Principal
 from chassis.database import utc_now
 from chassis.errors import NotFound
-from chassis.events import add_event
+from chassis.events import insert_event
 from contracts.events import EVENT_TYPES, ORDER_EVENT_VERSION, OrderEventPayload
 from contracts.orders import (
     OrderCreate,
@@ -29,7 +34,7 @@ from contracts.orders import (
 from orders.idempotency import service as idempotency
 from orders.order import repository
 from orders.order.fulfilment import FULFILMENT_RESULTS
-from orders.order.models import Order, OrderItemRow
+from orders.order.models import Order
 from orders.order.state import check_move
 from orders.outbox.models import OutboxEvent
 from orders.pagination import Cursor
@@ -74,10 +79,10 @@ def to_read(order: Order) -> OrderRead:
     )
 
 
-def _record_event(
+async def _record_event(
     session: AsyncSession, order: OrderRead, *, previous_status: OrderStatus | None
 ) -> None:
-    add_event(
+    await insert_event(
         session,
         OutboxEvent,
         type=EVENT_TYPES[order.status],
@@ -93,33 +98,24 @@ def _record_event(
 async def create_order(
     session: AsyncSession, *, owner_id: str, data: OrderCreate, now: datetime | None = None
 ) -> OrderRead:
-    """Stage a pending order and its ``order.created`` event."""
+    """Write a pending order, its items and its ``order.created`` event."""
     created_at = now or utc_now()
-    order = Order(
-        id=uuid.uuid4(),
+    order = OrderRead(
+        id=str(uuid.uuid4()),
         owner_id=owner_id,
         status=OrderStatus.pending,
         status_reason=None,
-        currency=data.currency,
+        items=data.items,
         # Bounded by the schema: at most 100 x 1000 x 10^9 = 10^14, far inside a BIGINT.
         amount_minor=sum(item.quantity * item.unit_price_minor for item in data.items),
-        version=1,
+        currency=data.currency,
         created_at=created_at,
         updated_at=created_at,
-        items=[
-            OrderItemRow(
-                position=position,
-                sku=item.sku,
-                quantity=item.quantity,
-                unit_price_minor=item.unit_price_minor,
-            )
-            for position, item in enumerate(data.items)
-        ],
+        version=1,
     )
-    repository.add(session, order)
-    read = to_read(order)
-    _record_event(session, read, previous_status=None)
-    return read
+    await repository.insert_order(session, order)
+    await _record_event(session, order, previous_status=None)
+    return order
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +178,7 @@ async def get_order(
     return to_read(order)
 
 
-def _move(
+async def _move(
     session: AsyncSession,
     order: Order,
     target: OrderStatus,
@@ -197,7 +193,7 @@ def _move(
     order.version += 1
     order.updated_at = now
     read = to_read(order)
-    _record_event(session, read, previous_status=current)
+    await _record_event(session, read, previous_status=current)
     return read
 
 
@@ -222,7 +218,7 @@ async def change_status(
         raise OrderNotFound
     if order.status == status:
         return to_read(order)
-    return _move(session, order, status, reason=reason, now=now or utc_now())
+    return await _move(session, order, status, reason=reason, now=now or utc_now())
 
 
 async def record_fulfilment(
@@ -248,8 +244,8 @@ async def record_fulfilment(
         return to_read(order)
     moment = now or utc_now()
     if order.status == OrderStatus.pending:
-        _move(session, order, OrderStatus.confirmed, reason=None, now=moment)
-    return _move(session, order, result.status, reason=result.reason, now=moment)
+        await _move(session, order, OrderStatus.confirmed, reason=None, now=moment)
+    return await _move(session, order, result.status, reason=result.reason, now=moment)
 
 
 async def cancel_order(session: AsyncSession, *, order_id: str, viewer: Principal) -> OrderRead:
@@ -268,5 +264,5 @@ async def expire_pending_orders(
         session, cutoff=moment - older_than, limit=limit
     )
     for order in stale:
-        _move(session, order, OrderStatus.failed, reason=EXPIRED_REASON, now=moment)
+        await _move(session, order, OrderStatus.failed, reason=EXPIRED_REASON, now=moment)
     return len(stale)

@@ -61,6 +61,7 @@ async def test_arq_builds_a_worker_from_the_module_attribute(
     monkeypatch.setenv("WORKER_REDIS__URL", redis_url)
     monkeypatch.setenv("WORKER_JOBS__QUEUE_NAME", "arq:custom")
     monkeypatch.setenv("WORKER_JOBS__MAX_JOBS", "4")
+    monkeypatch.setenv("WORKER_JOBS__POLL_DELAY_SECONDS", "0.2")
 
     settings_cls = worker.main.WorkerSettings
     arq_worker = create_worker(settings_cls, handle_signals=False)
@@ -68,6 +69,8 @@ async def test_arq_builds_a_worker_from_the_module_attribute(
         assert worker.main.WorkerSettings is settings_cls
         assert set(arq_worker.functions) == {FULFIL_ORDER, "orders.expire_pending", "orders.purge"}
         assert (arq_worker.queue_name, arq_worker.max_jobs) == ("arq:custom", 4)
+        # arq starts at most max_jobs per read of the queue: the pause bounds the rate.
+        assert arq_worker.poll_delay_s == 0.2
         assert arq_worker.functions[FULFIL_ORDER].max_tries == 8
     finally:
         with warnings.catch_warnings():

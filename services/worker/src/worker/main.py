@@ -67,6 +67,7 @@ def build_worker_settings(settings: Settings, *, rng: random.Random | None = Non
         on_shutdown=on_shutdown,
         queue_name=settings.jobs.queue_name,
         max_jobs=settings.jobs.max_jobs,
+        poll_delay=settings.jobs.poll_delay_seconds,
         max_tries=settings.fulfil.max_tries,
         queue_depth_interval=settings.jobs.queue_depth_interval_seconds,
         redis_outage_seconds=settings.jobs.redis_outage_seconds,
